@@ -1,0 +1,106 @@
+"""Base pretraining config: the fields every run shares (the seed plan's 1024-point setting).
+
+Run files (runA.py .. runD.py) import this and state only what differs.
+Command:  python -m nepa3d_jax.main --config configs/base.py [--config.a.b=v ...]
+Derived values (sequence length, global batch, effective LR, steps) are computed in
+`nepa3d_jax.config.derived` from these fields and the device count; never set them here.
+"""
+
+import ml_collections
+
+# The plan's corpora (section 3 of the seed plan); roots are relative to the working directory.
+SHAPENET_CACHE = "data/shapenet_cache_v0"
+SCAN_CACHE = "data/scanobjectnn_main_split_v2"
+
+
+def mix_component(cache_root: str, backend: str, weight: float, split: str = "train"):
+  return ml_collections.ConfigDict(
+      dict(cache_root=cache_root, split=split, backend=backend, weight=weight))
+
+
+def mix_mesh_udf_scan() -> ml_collections.ConfigDict:
+  """pretrain_mixed_shapenet_mesh_udf_scan_mainsplit.yaml (Runs A, C, D)."""
+  return ml_collections.ConfigDict(dict(
+      shapenet_mesh=mix_component(SHAPENET_CACHE, "mesh", 0.34),
+      shapenet_udf=mix_component(SHAPENET_CACHE, "udfgrid", 0.33),
+      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.33),
+  ))
+
+
+def mix_scan_pointcloud() -> ml_collections.ConfigDict:
+  """pretrain_mixed_shapenet_scan_pointcloud_mainsplit.yaml (Run B)."""
+  return ml_collections.ConfigDict(dict(
+      shapenet_pc=mix_component(SHAPENET_CACHE, "pointcloud_noray", 0.50),
+      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.50),
+  ))
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.job = "pretrain"
+  c.workdir = "runs/base"
+  c.seed = 0
+
+  d = c.data = ml_collections.ConfigDict()
+  d.mix = mix_mesh_udf_scan()     # named components: cache_root, split, backend, weight
+  d.mix_config = ""               # optional original-format YAML; replaces `mix` when set
+  d.mix_num_samples = 200000      # samples per epoch, drawn with replacement
+  d.mix_seed = 0
+  d.replacement = True
+  d.n_point = 1024
+  d.n_ray = 1024
+  d.qa_tokens = 1
+  d.qa_layout = "interleave"      # interleave | split (Q/A); ignored when qa_tokens=0
+  d.max_len = 4500                # -1: exactly the required sequence length
+  d.add_eos = 1
+  d.pt_xyz_key = "pt_xyz_pool"
+  d.pt_dist_key = "pt_dist_pool"
+  d.ablate_point_dist = 0
+  d.pt_sample_mode_train = "fps"  # random | fps | rfps | fixed_grid
+  d.pt_fps_key = "auto"           # auto | none | <npz key>
+  d.pt_rfps_m = 4096
+  d.point_order_mode = "fps"      # morton | fps | random
+  d.drop_ray_prob = 0.0
+  d.force_missing_ray = False
+  d.n_point_schedule = ""         # "epoch:n,epoch:n" (original format); empty = fixed
+  d.n_ray_schedule = ""
+  d.pt_pool_pad = 0               # 0: max pool size found in the corpus
+  d.ray_pool_pad = 0
+  d.validate = True               # check every cache file before training starts
+  d.prefetch = 2
+
+  m = c.model = ml_collections.ConfigDict()
+  m.arch = "causal"
+  m.d_model = 384
+  m.layers = 8
+  m.heads = 6
+  m.mlp_ratio = 4.0
+  m.attention = "auto"            # auto | xla | cudnn | blockwise
+  m.compute_dtype = "auto"        # auto (bf16 on GPU, f32 on CPU) | float32 | bfloat16
+  m.remat = False
+
+  t = c.train = ml_collections.ConfigDict()
+  t.objective = "nepa"            # nepa | mae
+  t.mask_ratio = 0.4
+  t.batch_per_device = 16
+  t.epochs = 100
+  t.num_steps = 0                 # > 0 overrides epochs
+  t.base_lr = 3e-4
+  # Linear scaling rule: lr = base_lr * global_batch / lr_ref_batch (lr_scale=False: lr = base_lr).
+  # ref 128 = the plan's 2 nodes x 4 GPUs x 16, so the plan's runs train at the nominal 3e-4.
+  t.lr_scale = True
+  t.lr_ref_batch = 128
+  t.weight_decay = 0.05
+  t.b1 = 0.9
+  t.b2 = 0.999
+  t.grad_clip = 0.0               # 0: off (the original does not clip)
+  t.dual_mask_near = 0.0
+  t.dual_mask_far = 0.0
+  t.dual_mask_window = 32
+  t.dual_mask_warmup_frac = 0.05
+  t.dual_mask_type_aware = 0
+  t.log_every_steps = 50
+  t.checkpoint_every_steps = 1000
+  t.keep_checkpoints = 3
+  t.eval_after = ""               # e.g. "cpac_udf": evaluator run on the final state
+  return c

@@ -1,0 +1,15 @@
+"""Run A (main / CoT full): mesh + UDF + ScanObjectNN mixture, rays on, Q/A tokens, FPS order.
+
+Command:      python -m nepa3d_jax.main --config configs/runA.py
+PBS (2 nodes): qsub -l rt_QF=2 -l walltime=72:00:00 -v CONFIG=configs/runA.py launch/pretrain_multinode.sh
+Expect: T = 1 + 2*1024 + 2*1024 + 1 = 4098 tokens, global batch 16 x devices, lr 3e-4 at 8 GPUs.
+"""
+
+from configs import base
+
+
+def get_config():
+  c = base.get_config()
+  c.workdir = "runs/pretrain_abcd_1024_runA"
+  c.seed = 100
+  return c

@@ -1,0 +1,22 @@
+"""Run B (SOTA-fair XYZ-only): point-cloud mixture, no rays, legacy tokens, Morton order.
+
+Command:      python -m nepa3d_jax.main --config configs/runB.py
+PBS (2 nodes): qsub -l rt_QF=2 -l walltime=72:00:00 -v CONFIG=configs/runB.py launch/pretrain_multinode.sh
+Expect: T = 1 + 1024 + 1 = 1026 tokens (max_len 2500 leaves the positional table larger).
+"""
+
+from configs import base
+
+
+def get_config():
+  c = base.get_config()
+  c.workdir = "runs/pretrain_abcd_1024_runB"
+  c.seed = 101
+  c.data.mix = base.mix_scan_pointcloud()
+  c.data.n_ray = 0
+  c.data.qa_tokens = 0
+  c.data.max_len = 2500
+  c.data.pt_xyz_key = "pc_xyz"
+  c.data.ablate_point_dist = 1
+  c.data.point_order_mode = "morton"
+  return c

@@ -1,0 +1,1 @@
+"""nepa3d_jax: JAX/Flax NEPA-3D."""
