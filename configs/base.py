@@ -103,4 +103,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.eval_after = ""               # e.g. "cpac_udf": evaluator run on the final state
+
+  # Device mesh (data x fsdp). Hosts and processes come from the launcher (PBS node file or
+  # NEPA3D_* variables, see docs/pbs.md), never from the config.
+  p = c.parallel = ml_collections.ConfigDict()
+  p.fsdp = 1                      # > 1: shard params / optimizer state over this many devices
   return c

@@ -1,1 +1,6 @@
-"""data_prep."""
+"""Data preparation: per-shape caches from meshes and ScanObjectNN h5, CPAC split views,
+FPS back-fill, a synthetic corpus and a cache validator.
+
+Tools (each `python -m data_prep.<tool> --help`): meshes, scanobjectnn, unpaired_split,
+add_fps_order, synthetic, validate.
+"""

@@ -1,1 +1,17 @@
-"""checkpoint."""
+"""Checkpoints: Orbax run directories (`run_dir`), import of original `.pt` files
+(`torch_import`, `torch_args`) and `load_pretrained` for inference.
+
+`load_pretrained` is imported lazily so that `nepa3d_jax.checkpoint.torch_args` (used by
+config tools) does not pull in Flax or the model.
+"""
+
+from typing import Any
+
+__all__ = ["load_pretrained", "Pretrained"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load_pretrained", "Pretrained"):
+        from nepa3d_jax.checkpoint import pretrained
+        return getattr(pretrained, name)
+    raise AttributeError(f"module 'nepa3d_jax.checkpoint' has no attribute {name!r}")

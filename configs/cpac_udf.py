@@ -1,0 +1,83 @@
+"""CPAC-UDF: how well a checkpoint's hidden states predict unsigned distances (seed plan section 8).
+
+Command (the seed protocol: 1024 context points, 1024 queries, 800 eval shapes):
+  python -m nepa3d_jax.main --config configs/cpac_udf.py \
+      --config.ckpt=runs/pretrain_abcd_1024_runA \
+      --config.cache_root=data/shapenet_unpaired_cache_v1 \
+      --config.out_json=results/cpac_abcd_1024_runA.json
+`ckpt` is our run directory or an original `last.pt`. Field names and defaults are the
+original's flags (`nepa3d.analysis.completion_cpac_udf`), except `n_context`, `n_query` and
+`max_shapes`, set here to the seed protocol (the original's defaults are 256 / 256 / all).
+
+Protocol: per eval shape, context = `n_context` points of the query pool with their
+`pointcloud_noray` distances (observed from the point cloud), queries = `n_query` other pool
+points; both Morton-sorted. Sampling is seeded per shape from md5(path) + seed, with seed
+`eval_seed` for the head-training split and `eval_seed + 999` for the evaluated split (and the
+`nn_copy` baseline), so the path strings matter: run from the directory the original ran from
+and give `cache_root` the same way. A ridge head (lambda on every diagonal entry, bias column,
+float64 normal equations) maps the hidden state `h` at each query token to its UDF distance
+(`pt_dist_udf_pool`); it is fitted on `head_train_split` (`train_udf`, contexts from the
+`udfgrid` backend: non-transductive) and scored on `split`: MAE, RMSE, IoU@tau (tau 0.03),
+the same for queries within `report_near_tau` of the surface, and `nn_copy` (each query copies
+its nearest context point's distance) when `baseline="nn_copy"`.
+
+Expect: a JSON with `mae`, `rmse`, `iou@tau`, `near@tau_report`, `baseline`, the settings and
+`timing`; the plan's original runs scored mae 0.160-0.204, iou@tau 0.114-0.268 (A best, D worst).
+A checkpoint whose positional table is shorter than the CPAC sequence
+(1 + 2 * (n_context + n_query) + 1 = 4098 tokens for Q/A checkpoints) stops with an error: set
+`max_len` (e.g. 4098) to resize it by linear interpolation, as the original's `--max_len`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.job = "cpac_udf"
+  c.ckpt = ""                           # our run directory or an original .pt (required)
+  c.cache_root = "data/shapenet_unpaired_cache_v1"
+  c.out_json = "results/cpac_udf.json"  # "" = do not write
+  c.split = "eval"
+  c.max_len = -1                        # > 0: resize the positional table to this length
+  c.attention = ""                      # "" = the checkpoint's (auto); xla | blockwise | cudnn
+  c.add_eos = -1                        # -1: from the checkpoint
+  c.qa_tokens = -1                      # -1: from the checkpoint
+  c.context_backend = "pointcloud_noray"
+  c.n_context = 1024                    # original default 256
+  c.n_query = 1024                      # original default 256
+  c.max_shapes = 800                    # original default 0 (= all)
+  c.eval_seed = 0
+  c.head_train_split = "train_udf"      # "" or "none": legacy transductive split of `split`
+  c.head_train_backend = "udfgrid"
+  c.head_train_max_shapes = 0           # 0 = all
+  c.head_train_ratio = 0.2              # legacy transductive mode only
+  c.head_train_n = 0                    # > 0: cap on head-training rows (random subset)
+  c.ridge_lambda = 1e-3
+  c.ridge_lipschitz_lambda = 0.0        # the original's optional refinement: not supported
+  c.tau = 0.03
+  c.disjoint_context_query = 1
+  c.context_mode_train = "normal"       # normal | none | mismatch
+  c.context_mode_test = "normal"
+  c.mismatch_shift = 1
+  c.rep_source = "h"                    # h | zhat
+  c.query_source = "pool"               # pool | grid (udf_grid cells) | hybrid
+  c.query_pool_frac = 0.5               # hybrid: share of pool queries
+  c.grid_sample_mode = "uniform"        # uniform | near_surface | stratified
+  c.grid_near_tau = 0.05
+  c.grid_near_frac = 0.7
+  c.target_transform = "none"           # none | trunc | log1p
+  c.target_trunc_max = 0.1
+  c.target_log_scale = 0.03
+  c.report_near_tau = 0.05
+  c.baseline = "nn_copy"                # none | nn_copy (original default none)
+  c.baseline_only = 0
+  c.voxel_grid = 64                     # voxel context backend only
+  c.voxel_dilate = 1
+  c.voxel_max_steps = 0
+
+  c.batch_size = 8                      # shapes per device call (rounded up to the devices)
+  c.check_caches = True                 # key check of every cache file before compiling
+  c.workers = 2                         # host threads reading and sampling caches
+  c.progress = True
+  c.plot_png = ""                       # optional PNG: predicted vs true UDF, per-shape MAE
+  return c

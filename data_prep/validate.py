@@ -1,0 +1,87 @@
+"""Check a cache root against the shared cache contract and print a table of problems.
+
+  python -m data_prep.validate --cache_root cache [--splits train,test] \\
+      [--backends mesh,pointcloud_noray,udfgrid] [--no_values] [--workers 4]
+
+Layout (split and class folders, empty ones), then per file: readable archive, keys each
+named backend reads, dtypes, ranks, pool lengths that agree, finite values and FPS-order
+index ranges. The checks are `nepa3d_jax.data.schema`'s, the same the loaders run, so a root
+that passes here loads there. Exit status 1 when any problem is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import functools
+import re
+import sys
+
+from nepa3d_jax.data import schema
+
+_LINE = re.compile(r"^(?P<path>.*?)(?: \[(?P<key>[^\]]*)\])?: (?P<msg>.*)$", re.S)
+
+
+def required_keys(backends: list[str]) -> list:
+    unknown = [b for b in backends if b not in schema.BACKEND_REQUIRED_KEYS]
+    if unknown:
+        raise ValueError(f"unknown backend(s) {unknown}; known: {', '.join(schema.BACKENDS)}")
+    req: list = []
+    for b in backends:
+        req += [r for r in schema.BACKEND_REQUIRED_KEYS[b] if r not in req]
+    return req
+
+
+def validate_root(cache_root: str, splits: list[str], backends: list[str] = (),
+                  check_values: bool = True, workers: int = 1) -> tuple[int, list[schema.Problem]]:
+    """(number of files checked, problems)."""
+    problems = list(schema.check_cache_root(cache_root, splits))
+    files = [f for s in splits for f in schema.list_cache_files(cache_root, s)]
+    check = functools.partial(schema.check_cache_file, required_keys=required_keys(list(backends)),
+                              check_values=check_values)
+    if workers > 1 and len(files) > 1:
+        with cf.ProcessPoolExecutor(max_workers=workers) as ex:
+            results = list(ex.map(check, files, chunksize=16))
+    else:
+        results = [check(f) for f in files]
+    for found in results:
+        for text in found:
+            m = _LINE.match(text)
+            problems.append(schema.Problem(m["path"], m["key"] or "", m["msg"]) if m
+                            else schema.Problem("", "", text))
+    return len(files), problems
+
+
+def format_table(problems: list[schema.Problem]) -> str:
+    rows = [("file", "key", "problem")] + [(p.path, p.key or "-", p.message) for p in problems]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m data_prep.validate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cache_root", required=True)
+    ap.add_argument("--splits", default="train,test")
+    ap.add_argument("--backends", default="", help=f"comma-separated, of: {', '.join(schema.BACKENDS)}")
+    ap.add_argument("--no_values", action="store_true", help="headers only (no NaN/index pass)")
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args(argv)
+    splits = [s for s in args.splits.split(",") if s]
+    backends = [b for b in args.backends.split(",") if b]
+    try:
+        n, problems = validate_root(args.cache_root, splits, backends, not args.no_values,
+                                    args.workers)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if problems:
+        print(format_table(problems))
+    print(f"checked {n} files under {args.cache_root} ({', '.join(splits)}): "
+          f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

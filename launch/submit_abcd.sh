@@ -1,0 +1,87 @@
+#!/bin/bash
+# Submit the A/B/C/D pretraining matrix: four jobs in parallel, same node count and walltime.
+#
+#   launch/submit_abcd.sh --nodes 2 --walltime 72:00:00
+#   launch/submit_abcd.sh --nodes 8 --depend afterok:12345.pbs1 --qsub-arg "-P gXXXX" --dry-run
+#   launch/submit_abcd.sh --runs "A C" --override train.epochs=50
+#
+# Options:
+#   --nodes N           nodes per run (default 2)
+#   --walltime HH:MM:SS (default 72:00:00)
+#   --resource NAME     node resource of `-l NAME=N` (default rt_QF; e.g. select for generic PBS)
+#   --depend SPEC       `-W depend=SPEC` on every job (e.g. afterok:12345.pbs1)
+#   --runs "A B C D"    which runs (configs/run<X>.py)
+#   --override A.B=V    a --config override applied to every run (repeatable)
+#   --qsub-arg ARG      extra qsub argument(s), split on spaces (repeatable)
+#   --procs-per-node K  PROCS_PER_NODE for the launcher (default 1)
+#   --no-check          skip validating the configs before submitting
+#   --dry-run           print the qsub commands, submit nothing
+# Settings of the runs themselves live in configs/run*.py; nothing else is forwarded.
+set -euo pipefail
+
+die() { echo "submit_abcd: ERROR: $*" >&2; exit 1; }
+
+NODES=2
+WALLTIME=72:00:00
+RESOURCE=rt_QF
+DEPEND=""
+RUNS="A B C D"
+OVERRIDES=()
+QSUB_ARGS=()
+PROCS_PER_NODE=1
+CHECK=1
+DRY_RUN=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --nodes) NODES="$2"; shift 2 ;;
+    --walltime) WALLTIME="$2"; shift 2 ;;
+    --resource) RESOURCE="$2"; shift 2 ;;
+    --depend) DEPEND="$2"; shift 2 ;;
+    --runs) RUNS="$2"; shift 2 ;;
+    --override) OVERRIDES+=("$2"); shift 2 ;;
+    --qsub-arg) read -r -a extra <<< "$2"; QSUB_ARGS+=("${extra[@]}"); shift 2 ;;
+    --procs-per-node) PROCS_PER_NODE="$2"; shift 2 ;;
+    --no-check) CHECK=0; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+[[ "${NODES}" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer, got ${NODES}"
+for item in "${OVERRIDES[@]}"; do
+  [[ "${item}" != *[,\ ]* ]] || die "override ${item} contains a comma or space (qsub -v cannot carry it); put it in a config file"
+done
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "${REPO_DIR}"
+PYTHON="${PYTHON:-${REPO_DIR}/.venv/bin/python}"
+[[ -x "${PYTHON}" ]] || PYTHON="$(command -v python3)"
+
+# Validate every run before submitting any, so a typo never costs a queue slot.
+if (( CHECK )); then
+  for run in ${RUNS}; do
+    config="configs/run${run}.py"
+    [[ -f "${config}" ]] || die "${config} not found"
+    args=()
+    for item in "${OVERRIDES[@]}"; do args+=("--config.${item#--config.}"); done
+    "${PYTHON}" -m nepa3d_jax.config --config "${config}" --devices "$((NODES * 4))" --quiet "${args[@]}" \
+      || die "${config} is invalid"
+  done
+fi
+
+for run in ${RUNS}; do
+  config="configs/run${run}.py"
+  vars="CONFIG=${config},TAG=run${run},PROCS_PER_NODE=${PROCS_PER_NODE}"
+  if (( ${#OVERRIDES[@]} )); then
+    vars+=",OVERRIDES='${OVERRIDES[*]}'"
+  fi
+  cmd=(qsub -N "nepa3d_run${run}" -l "${RESOURCE}=${NODES}" -l "walltime=${WALLTIME}")
+  [[ -z "${DEPEND}" ]] || cmd+=(-W "depend=${DEPEND}")
+  cmd+=("${QSUB_ARGS[@]}" -v "${vars}" launch/pretrain_multinode.sh)
+  if (( DRY_RUN )); then
+    printf '%q ' "${cmd[@]}"; echo
+  else
+    job_id="$("${cmd[@]}")"
+    echo "run${run}: ${job_id}"
+  fi
+done

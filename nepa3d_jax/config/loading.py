@@ -1,0 +1,74 @@
+"""Load a config file exactly as `--config path --config.a.b=v` would (ml_collections.config_flags).
+
+Reusing the absl flag machinery (instead of re-implementing override parsing) guarantees that
+`load_config("configs/runA.py", ["data.n_ray=0"])` and the command line agree on types, on
+`path:arg` suffixes and on errors for unknown fields.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import warnings
+from typing import Sequence
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+# The repository root (parent of the `nepa3d_jax` package); config files do `from configs import base`.
+_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _package_root_of(path: pathlib.Path) -> pathlib.Path:
+    """Topmost folder that makes `path`'s package importable (configs/runA.py -> repo root)."""
+    folder = path.resolve().parent
+    while (folder / "__init__.py").exists() and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
+def ensure_importable(config_path: str | None = None) -> None:
+    """Puts the config file's package root and this checkout's root on sys.path."""
+    roots = [_PACKAGE_ROOT] if (_PACKAGE_ROOT / "configs").is_dir() else []
+    if config_path is not None:
+        roots.insert(0, _package_root_of(pathlib.Path(config_path)))
+    for root in roots:
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+
+
+def normalize_override(override: str) -> str:
+    """Accepts `--config.a.b=v`, `config.a.b=v` or `a.b=v`; returns `--config.a.b=v`."""
+    text = override.strip()
+    if text.startswith("--"):
+        text = text[2:]
+    if not text.startswith("config."):
+        text = "config." + text
+    if "=" not in text:
+        raise ValueError(f"config override {override!r} must look like `a.b=value`")
+    return "--" + text
+
+
+def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+    """Returns the config `path` (optionally `path:arg`) with `overrides` applied, unlocked.
+
+    Raises ValueError naming the file or the override when either is invalid.
+    """
+    file_part = str(path).split(":", 1)[0]
+    if not pathlib.Path(file_part).is_file():
+        raise ValueError(f"config file not found: {file_part}")
+    ensure_importable(file_part)
+    flag_values = flags.FlagValues()
+    argv = ["load_config", f"--config={path}", *(normalize_override(o) for o in overrides)]
+    config_flags.DEFINE_config_file(
+        "config", str(path), flag_values=flag_values, lock_config=True, sys_argv=argv)
+    try:
+        with warnings.catch_warnings():  # config_flags still uses importlib's load_module()
+            warnings.simplefilter("ignore", DeprecationWarning)
+            flag_values(argv)
+    except (flags.Error, AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"cannot load config {path} with overrides {list(overrides)}: {err}") from err
+    config = flag_values.config
+    # A plain copy: callers may add fields (e.g. tests), and the original stays as parsed.
+    return ml_collections.ConfigDict(config.to_dict())

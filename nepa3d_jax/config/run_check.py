@@ -1,0 +1,158 @@
+"""What ran vs what was intended: compare a run record or an original `.pt`'s args with a config.
+
+Used by `python -m nepa3d_jax.config_diff --run`. Each check returns a list of `Mismatch` rows;
+an empty list means the run used exactly the config file (plus its recorded overrides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import pathlib
+from typing import Any, Sequence
+
+from nepa3d_jax.config.derived import derive, effective_lr
+from nepa3d_jax.config.loading import load_config
+from nepa3d_jax.config.record import flatten, from_run_json
+
+# Original pretrain.py argument -> our field (the fallback when the model engineer's converter
+# `nepa3d_jax.checkpoint.torch_args.config_from_torch_args` is not available).
+TORCH_ARG_FIELDS = {
+    "seed": "seed", "batch": "train.batch_per_device", "epochs": "train.epochs",
+    "lr": "train.base_lr", "objective": "train.objective", "mask_ratio": "train.mask_ratio",
+    "arch": "model.arch", "d_model": "model.d_model", "layers": "model.layers", "heads": "model.heads",
+    **{f"dual_mask_{k}": f"train.dual_mask_{k}"
+       for k in ("near", "far", "window", "warmup_frac", "type_aware")},
+    **{k: f"data.{k}" for k in (
+        "n_point", "n_ray", "qa_tokens", "qa_layout", "max_len", "add_eos", "pt_xyz_key",
+        "pt_dist_key", "ablate_point_dist", "pt_sample_mode_train", "pt_fps_key", "pt_rfps_m",
+        "point_order_mode", "drop_ray_prob", "force_missing_ray", "n_point_schedule",
+        "n_ray_schedule", "mix_seed")},
+}
+# Same intent, different representation: the original names a YAML and 0 means "corpus size".
+NOT_COMPARED = ("workdir", "data.mix", "data.mix_config", "data.mix_num_samples")
+
+
+@dataclasses.dataclass(frozen=True)
+class Mismatch:
+    field: str
+    ran: Any        # what the run (record or .pt args) says
+    intended: Any   # what the config file says
+
+
+def values_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0) or a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def compare_flat(ran: dict[str, Any], intended: dict[str, Any],
+                 only_common: bool = False) -> list[Mismatch]:
+    missing = "<absent>"
+    keys = (ran.keys() & intended.keys()) if only_common else (ran.keys() | intended.keys())
+    rows = []
+    for key in sorted(keys):
+        a, b = ran.get(key, missing), intended.get(key, missing)
+        if not values_equal(a, b):
+            rows.append(Mismatch(key, a, b))
+    return rows
+
+
+def _resolve_path(path: str, workdir: pathlib.Path) -> str:
+    """A recorded config path is relative to the launch directory (normally the repo root)."""
+    candidates = [pathlib.Path(path), pathlib.Path(__file__).resolve().parents[2] / path,
+                  workdir / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    raise ValueError(f"config file {path!r} recorded in {workdir / 'config.json'} not found "
+                     "(pass the config file as the second argument)")
+
+
+def check_run_dir(workdir: str, config_path: str | None = None,
+                  use_overrides: bool = True) -> tuple[list[Mismatch], dict[str, Any]]:
+    """Mismatches between `<workdir>/config.json` and the config file (+ recorded overrides)."""
+    record_path = pathlib.Path(workdir) / "config.json"
+    if not record_path.is_file():
+        raise ValueError(f"{record_path} not found: not a run directory")
+    try:
+        record = json.loads(record_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{record_path} is not valid JSON: {err}") from err
+    saved, saved_derived, source = from_run_json(record)
+    overrides: Sequence[str] = (source.get("overrides") or ()) if use_overrides else ()
+    if config_path is None:
+        if not source.get("path"):
+            raise ValueError(f"{record_path} does not record its config file "
+                             "(config_source.path); pass the config file as the second argument")
+        config_path = _resolve_path(source["path"], pathlib.Path(workdir))
+    intended = load_config(config_path, overrides)
+    rows = compare_flat(flatten(saved), flatten(intended))
+    if saved_derived:
+        num_devices = int(saved_derived.get("num_devices", 0))
+        if num_devices <= 0:
+            rows.append(Mismatch("derived.num_devices", saved_derived.get("num_devices"), "?"))
+        else:
+            recomputed = derive(intended, num_devices, int(saved_derived.get("num_processes", 1)))
+            rows += [Mismatch(f"derived.{m.field}", m.ran, m.intended) for m in compare_flat(
+                saved_derived, recomputed.to_dict(), only_common=True)]
+    info = {"config": config_path, "overrides": list(overrides), "derived": saved_derived}
+    return rows, info
+
+
+def torch_args(pt_path: str) -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError as err:
+        raise ValueError(f"reading {pt_path} needs torch (pip install '.[torch]')") from err
+    try:
+        ckpt = torch.load(pt_path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ValueError(f"cannot read checkpoint {pt_path}: {err}") from err
+    args = ckpt.get("args") if isinstance(ckpt, dict) else None
+    if args is None:
+        raise ValueError(f"{pt_path} has no 'args' entry: cannot tell what it was trained with")
+    return dict(args) if isinstance(args, dict) else dict(vars(args))
+
+
+def _args_as_fields(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    try:
+        from nepa3d_jax.checkpoint.torch_args import config_from_torch_args
+    except ImportError:
+        return {f: args[a] for a, f in TORCH_ARG_FIELDS.items() if a in args}, "raw args"
+    return flatten(config_from_torch_args(args)), "config_from_torch_args"
+
+
+def check_torch_ckpt(pt_path: str, config_path: str, overrides: Sequence[str] = (),
+                     num_devices: int = 8) -> tuple[list[Mismatch], dict[str, Any]]:
+    """Mismatches between an original `.pt`'s `args` and the config file (fields both know).
+
+    The original trains at the `lr` it is given, so that value is compared with the
+    effective learning rate the config asks for at `num_devices` (our linear scaling rule),
+    not with `train.base_lr`; `lr_scale` / `lr_ref_batch` are how we express it, not what ran.
+    """
+    ran, how = _args_as_fields(torch_args(pt_path))
+    intended_config = load_config(config_path, overrides)
+    intended = flatten(intended_config)
+    for key in ("train.lr_scale", "train.lr_ref_batch"):
+        ran.pop(key, None)
+        intended.pop(key, None)
+    if "train.base_lr" in ran and "train.base_lr" in intended:
+        ran["train.lr (effective)"] = ran.pop("train.base_lr")
+        intended.pop("train.base_lr")
+        global_batch = int(intended_config.train.batch_per_device) * int(num_devices)
+        intended["train.lr (effective)"] = effective_lr(intended_config.train, global_batch)
+    if intended.get("data.max_len") == -1:  # the original stores the resolved capacity
+        from nepa3d_jax.config.derived import required_length
+        intended["data.max_len"] = required_length(intended_config.data)
+    for key in list(ran):
+        if key.startswith(NOT_COMPARED):
+            ran.pop(key)
+    rows = compare_flat(ran, intended, only_common=True)
+    info = {"config": config_path, "overrides": list(overrides), "read_with": how,
+            "devices": num_devices,
+            "compared_fields": len(ran.keys() & intended.keys())}
+    return rows, info

@@ -1,0 +1,251 @@
+"""The host input pipeline: per-process shards of a seeded global batch, padded, prefetched.
+
+The global batch at (epoch, step) is a pure function of the mixture seed: positions
+`[step*G, (step+1)*G)` of the epoch's sample order (G = global batch; the last partial batch is
+dropped). Process p of n reads only positions `p*B .. (p+1)*B` of it (B = G/n), i.e. contiguous
+blocks in process order, the layout `jax.make_array_from_process_local_data` expects for a
+`data` axis laid out over processes. Each sample carries `sample_id` = its position in the epoch.
+
+The iterator position is the JSON-able `{"epoch", "step"}` of the next batch handed out;
+restoring it reproduces the remaining stream exactly, with or without prefetch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from nepa3d_jax.data import mixture as mixture_lib
+from nepa3d_jax.data import records
+from nepa3d_jax.data.schema import CacheError
+
+BATCH_DTYPES = dict(
+    pt_xyz=np.float32, pt_dist=np.float32, pt_count=np.int32, pt_fps_order=np.int32,
+    fps_count=np.int32, ray_o=np.float32, ray_d=np.float32, ray_hit=np.float32,
+    ray_t=np.float32, ray_n=np.float32, ray_count=np.int32, ray_available=np.bool_,
+    sample_id=np.int32, label=np.int32)
+
+
+def _opt(cfg: Any, name: str, default: Any) -> Any:
+    v = cfg.get(name, default) if hasattr(cfg, "get") else getattr(cfg, name, default)
+    return default if v is None else v
+
+
+def _validate_mode(v: Any) -> str:
+    """config.data.validate: False/"off", True/"header" (values checked as files are read),
+    "full" (NaN/Inf and index ranges of every file before training)."""
+    if isinstance(v, str):
+        v = v.strip().lower()
+        if v in ("off", "none", "false", "0", ""):
+            return "off"
+        if v in ("header", "true", "1"):
+            return "header"
+        if v == "full":
+            return "full"
+        raise ValueError(f"config.data.validate: '{v}' is not one of off | header | full")
+    return "header" if v else "off"
+
+
+class InputPipeline:
+    """Per-host iterator of padded numpy batches `(B_local, ...)` for pretraining."""
+
+    def __init__(self, data_cfg: Any, global_batch: int, *, process_index: int | None = None,
+                 process_count: int | None = None, prefetch: int | None = None,
+                 workers: int = 8, start: Mapping[str, int] | None = None):
+        if process_index is None or process_count is None:
+            import jax  # local: the pipeline itself is numpy-only
+
+            process_index = jax.process_index() if process_index is None else process_index
+            process_count = jax.process_count() if process_count is None else process_count
+        if global_batch <= 0 or global_batch % process_count:
+            raise ValueError(f"global batch {global_batch} must be a positive multiple of the "
+                             f"process count {process_count}")
+        self.process_index, self.process_count = int(process_index), int(process_count)
+        self.global_batch = int(global_batch)
+        self.local_batch = self.global_batch // self.process_count
+        self.prefetch = int(_opt(data_cfg, "prefetch", 2) if prefetch is None else prefetch)
+        self.workers = max(1, int(workers))
+
+        self.mixture = mixture_lib.Mixture(mixture_lib.mix_spec_from_config(data_cfg))
+        self.steps_per_epoch = self.mixture.num_samples // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"config.data.mix_num_samples={self.mixture.num_samples} is smaller "
+                             f"than the global batch {self.global_batch}")
+        self.options = [self._component_options(data_cfg, c) for c in self.mixture.spec.components]
+        self.classes = [sorted({os.path.basename(os.path.dirname(f)) for f in files}) for files in
+                        self.mixture.files]
+        self.pads = self._scan(data_cfg)
+        self._pos = (0, 0)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._queue: queue.Queue | None = None
+        self._pool = ThreadPoolExecutor(min(self.workers, self.local_batch))
+        if start:
+            self.set_state(start)
+
+    # --- set-up ------------------------------------------------------------------------------
+    @staticmethod
+    def _component_options(cfg: Any, comp: mixture_lib.MixComponent) -> records.SampleOptions:
+        ov = dict(comp.overrides)
+        for k in ("drop_ray_prob", "add_eos"):
+            if k in ov and ov[k] != _opt(cfg, k, None):
+                warnings.warn(f"mix component '{comp.name}': per-component {k}={ov[k]} is not "
+                              f"supported; the run-wide config.data.{k} applies", stacklevel=3)
+        return records.SampleOptions(
+            backend=comp.backend,
+            pt_xyz_key=str(_opt(cfg, "pt_xyz_key", "pt_xyz_pool")),
+            pt_dist_key=_opt(cfg, "pt_dist_key", "pt_dist_pool") or None,
+            pt_fps_key=str(_opt(cfg, "pt_fps_key", "auto")),
+            ablate_point_dist=bool(_opt(cfg, "ablate_point_dist", False)),
+            force_missing_ray=bool(ov.get("force_missing_ray",
+                                          _opt(cfg, "force_missing_ray", False))),
+            voxel_grid=int(ov.get("voxel_grid", _opt(cfg, "voxel_grid", 64))),
+            voxel_dilate=int(ov.get("voxel_dilate", _opt(cfg, "voxel_dilate", 1))),
+            voxel_max_steps=int(ov.get("voxel_max_steps", _opt(cfg, "voxel_max_steps", 0))))
+
+    def _scan(self, cfg: Any) -> records.PadSizes:
+        """Validate every file (CacheError naming file and key) and fix the pad sizes."""
+        mode = _validate_mode(_opt(cfg, "validate", True))
+        problems: list[str] = []
+        pt = ray = fps = 0
+        for files, opts in zip(self.mixture.files, self.options):
+            probs, sizes = records.scan_files(files, opts, values=(mode == "full"),
+                                              workers=self.workers)
+            problems += probs
+            pt, ray, fps = max(pt, sizes.pt), max(ray, sizes.ray), max(fps, sizes.fps)
+        if problems and mode != "off":
+            more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+            raise CacheError(f"{len(problems)} cache problem(s):\n" + "\n".join(problems[:20])
+                             + more)
+        pt_pad, ray_pad = int(_opt(cfg, "pt_pool_pad", 0)), int(_opt(cfg, "ray_pool_pad", 0))
+        for name, want, have in (("pt_pool_pad", pt_pad, pt), ("ray_pool_pad", ray_pad, ray)):
+            if want and want < have:
+                raise ValueError(f"config.data.{name}={want} is smaller than the largest pool "
+                                 f"in the corpus ({have}); use 0 for the corpus maximum")
+        pt = pt_pad or pt
+        return records.PadSizes(pt=pt, ray=ray_pad or ray, fps=max(1, min(fps, pt)))
+
+    # --- deterministic batches ---------------------------------------------------------------
+    def global_indices(self, epoch: int, step: int) -> np.ndarray:
+        """(G,) global file indices of the whole batch at (epoch, step)."""
+        order = self.mixture.epoch_indices(epoch)
+        return order[step * self.global_batch:(step + 1) * self.global_batch]
+
+    def _load(self, gidx: int, sample_id: int) -> dict[str, np.ndarray]:
+        comp, local = self.mixture.locate(gidx)
+        path = self.mixture.files[comp][local]
+        out = records.load_sample(path, self.options[comp], self.pads)
+        out["sample_id"] = np.int32(sample_id)
+        out["label"] = np.int32(records.class_label(path, self.classes[comp]))
+        return out
+
+    def batch_at(self, epoch: int, step: int) -> dict[str, np.ndarray]:
+        """This process's shard of the batch at (epoch, step), stacked (B_local, ...)."""
+        if not 0 <= step < self.steps_per_epoch:
+            raise IndexError(f"step {step} outside the epoch (0..{self.steps_per_epoch - 1})")
+        lo = self.process_index * self.local_batch
+        idx = self.global_indices(epoch, step)[lo:lo + self.local_batch]
+        ids = step * self.global_batch + lo + np.arange(self.local_batch)
+        samples = list(self._pool.map(self._load, idx.tolist(), ids.tolist()))
+        return {k: np.stack([s[k] for s in samples]).astype(BATCH_DTYPES[k], copy=False)
+                for k in BATCH_DTYPES}
+
+    def _advance(self, pos: tuple[int, int]) -> tuple[int, int]:
+        epoch, step = pos
+        return (epoch, step + 1) if step + 1 < self.steps_per_epoch else (epoch + 1, 0)
+
+    # --- iterator state ----------------------------------------------------------------------
+    def get_state(self) -> dict[str, int]:
+        """Position of the next batch `next()` returns; JSON-able."""
+        return {"epoch": int(self._pos[0]), "step": int(self._pos[1])}
+
+    def set_state(self, state: Mapping[str, int]) -> None:
+        try:
+            epoch, step = int(state["epoch"]), int(state["step"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"data iterator state must be {{'epoch': int, 'step': int}}, "
+                             f"got {state!r}") from e
+        if epoch < 0 or not 0 <= step < self.steps_per_epoch:
+            raise ValueError(f"data iterator state {state!r} outside the run "
+                             f"(steps_per_epoch={self.steps_per_epoch})")
+        self._stop_prefetch()
+        self._pos = (epoch, step)
+
+    # --- iteration with prefetch -------------------------------------------------------------
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        if self.prefetch <= 0:
+            batch = self.batch_at(*self._pos)
+        else:
+            if self._thread is None:
+                self._start_prefetch()
+            pos, batch = self._queue.get()
+            if isinstance(batch, BaseException):
+                self._stop_prefetch()
+                raise batch
+            assert pos == self._pos, (pos, self._pos)
+        self._pos = self._advance(self._pos)
+        return batch
+
+    def _start_prefetch(self) -> None:
+        self._stop = threading.Event()
+        self._queue = queue.Queue(maxsize=self.prefetch)
+        self._thread = threading.Thread(target=self._produce, args=(self._pos, self._stop,
+                                                                    self._queue),
+                                        name="nepa3d-data-prefetch", daemon=True)
+        self._thread.start()
+
+    def _produce(self, pos: tuple[int, int], stop: threading.Event, q: queue.Queue) -> None:
+        while not stop.is_set():
+            try:
+                item = (pos, self.batch_at(*pos))
+            except BaseException as e:  # handed to the consumer, which re-raises it
+                item = (pos, e)
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item[1], BaseException):
+                return
+            pos = self._advance(pos)
+
+    def _stop_prefetch(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self._queue = None
+
+    def close(self) -> None:
+        self._stop_prefetch()
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "InputPipeline":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        """What the run will read: for logs and provenance."""
+        return dict(
+            components=[dict(name=c.name, cache_root=c.cache_root, split=c.split,
+                             backend=c.backend, weight=float(w), files=int(n))
+                        for c, w, n in zip(self.mixture.spec.components, self.mixture.weights,
+                                           self.mixture.sizes)],
+            num_samples=self.mixture.num_samples, seed=self.mixture.spec.seed,
+            replacement=self.mixture.spec.replacement, steps_per_epoch=self.steps_per_epoch,
+            pads=dataclasses.asdict(self.pads), local_batch=self.local_batch,
+            process_index=self.process_index, process_count=self.process_count)

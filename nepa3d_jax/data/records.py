@@ -1,0 +1,198 @@
+"""One sample, from cache file to fixed-size padded pools (docs/architecture.md "Padded pools").
+
+Pools are padded to per-run sizes so tokenization on device sees static shapes; the true
+lengths travel as counts. Sizes come from a header-only scan of the corpus (no array is read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from nepa3d_jax.data import backends, schema
+from nepa3d_jax.data.schema import CacheError
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleOptions:
+    """Dataset-level options applied after the backend (the original's dataset arguments)."""
+    backend: str = "mesh"
+    pt_xyz_key: str = "pt_xyz_pool"
+    pt_dist_key: str | None = "pt_dist_pool"
+    pt_fps_key: str = "auto"
+    ablate_point_dist: bool = False
+    force_missing_ray: bool = False
+    voxel_grid: int = 64
+    voxel_dilate: int = 1
+    voxel_max_steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PadSizes:
+    """Fixed per-run lengths: point pool P, ray pool R, pre-computed FPS order K (<= P)."""
+    pt: int
+    ray: int
+    fps: int
+
+
+class CheckedRecord(Mapping):
+    """Lazy view of one `.npz`: a key is decompressed on first access and checked for NaN/Inf.
+
+    Errors are CacheError naming the file and the key.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self._z = np.load(path, allow_pickle=False)
+        except FileNotFoundError as e:
+            raise CacheError(f"{path}: file not found") from e
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise CacheError(f"{path}: not a readable .npz (truncated or not a zip: {e})") from e
+        if not isinstance(self._z, np.lib.npyio.NpzFile):
+            raise CacheError(f"{path}: not an .npz archive")
+        self._keys = set(self._z.files)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key in self._cache:
+            return self._cache[key]
+        if key not in self._keys:
+            raise CacheError(f"{self.path} [{key}]: missing key "
+                             f"(file has: {', '.join(sorted(self._keys))})")
+        try:
+            a = self._z[key]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise CacheError(f"{self.path} [{key}]: corrupt array data ({e})") from e
+        if a.dtype.kind == "f" and key not in schema.NONFINITE_ALLOWED and not np.isfinite(a).all():
+            raise CacheError(f"{self.path} [{key}]: {int((~np.isfinite(a)).sum())} NaN/Inf values")
+        self._cache[key] = a
+        return a
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def close(self) -> None:
+        self._z.close()
+
+
+def _pad(a: np.ndarray, n: int, dtype: Any, what: str, path: str) -> np.ndarray:
+    if a.shape[0] > n:
+        raise ValueError(f"{path}: {what} has {a.shape[0]} entries, more than the pad size {n} "
+                         "(raise config.data.pt_pool_pad / ray_pool_pad, or 0 = corpus max)")
+    out = np.zeros((n, *a.shape[1:]), dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def pad_pools(pools: Mapping[str, Any], pads: PadSizes, path: str = "") -> dict[str, np.ndarray]:
+    """`apply_backend` output -> fixed-size arrays + counts (float32 / int32 / bool)."""
+    order = pools["pt_fps_order"]
+    if order is None:
+        order = np.zeros((0,), np.int32)
+    order = order[: pads.fps]  # the tokenizer only ever uses a prefix of the order
+    return dict(
+        pt_xyz=_pad(pools["pt_xyz"], pads.pt, np.float32, "point pool", path),
+        pt_dist=_pad(pools["pt_dist"], pads.pt, np.float32, "point distances", path),
+        pt_count=np.int32(pools["pt_xyz"].shape[0]),
+        pt_fps_order=_pad(order, pads.fps, np.int32, "fps order", path),
+        fps_count=np.int32(order.shape[0]),
+        ray_o=_pad(pools["ray_o"], pads.ray, np.float32, "ray pool", path),
+        ray_d=_pad(pools["ray_d"], pads.ray, np.float32, "ray pool", path),
+        ray_hit=_pad(pools["ray_hit"], pads.ray, np.float32, "ray pool", path),
+        ray_t=_pad(pools["ray_t"], pads.ray, np.float32, "ray pool", path),
+        ray_n=_pad(pools["ray_n"], pads.ray, np.float32, "ray pool", path),
+        ray_count=np.int32(pools["ray_o"].shape[0]),
+        ray_available=np.bool_(pools["ray_available"]),
+    )
+
+
+def load_sample(path: str, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
+    """Read, apply the backend and pad one cache file."""
+    rec = CheckedRecord(path)
+    try:
+        pools = backends.apply_backend(
+            rec, opts.backend, pt_xyz_key=opts.pt_xyz_key, pt_dist_key=opts.pt_dist_key,
+            pt_fps_key=opts.pt_fps_key, ablate_point_dist=opts.ablate_point_dist,
+            force_missing_ray=opts.force_missing_ray, voxel_grid=opts.voxel_grid,
+            voxel_dilate=opts.voxel_dilate, voxel_max_steps=opts.voxel_max_steps, path=path)
+    finally:
+        rec.close()
+    return pad_pools(pools, pads, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordSizes:
+    pt: int
+    ray: int
+    fps: int
+
+
+def header_sizes(headers: Mapping[str, schema.ArrayHeader], opts: SampleOptions) -> RecordSizes:
+    """Pool lengths one file will yield, from its npy headers (upper bounds for the FPS order)."""
+    def length(key: str) -> int:
+        return headers[key].shape[0] if key in headers and headers[key].shape else 0
+
+    pt = length("pt_xyz_pool")
+    pc_backend = opts.backend.startswith("pointcloud")
+    if pc_backend and opts.pt_xyz_key == "pc_xyz":
+        pt = length("pc_xyz")
+    # Which stored order `backends.resolve_fps_key` can pick (pc orders only on pc backends).
+    key = str(opts.pt_fps_key)
+    if key.lower() == "auto":
+        use_pc = pc_backend and str(opts.pt_xyz_key).startswith("pc_")
+        use_pt = True
+    else:
+        use_pc = pc_backend and key in ("pc_fps_order", "pc_xyz_fps_order")
+        use_pt = key == "pt_fps_order" or (pc_backend and key == "pt_xyz_pool_fps_order")
+    fps = max(length("pt_fps_order") if use_pt else 0, length("pc_fps_order") if use_pc else 0)
+    return RecordSizes(pt=pt, ray=length("ray_o_pool"), fps=min(fps, pt))
+
+
+def scan_files(paths: Sequence[str], opts: SampleOptions, *, values: bool = False,
+               workers: int = 8) -> tuple[list[str], RecordSizes]:
+    """Validate files (header level; `values` adds NaN/Inf and index checks) and find max sizes.
+
+    Returns (problems, max sizes). Runs on a thread pool: the work is file I/O and zlib.
+    """
+    required = schema.BACKEND_REQUIRED_KEYS[opts.backend]
+    # Only the headers a run depends on (a third of a full cache's keys: ~3x faster).
+    keys = {k for g in required for k in ((g,) if isinstance(g, str) else g)}
+    keys |= {"pc_xyz", "pt_fps_order", "pc_fps_order", "pt_dist_pool", "pt_dist_pc_pool",
+             "pt_dist_udf_pool", "ray_hit_pc_pool", "ray_t_pc_pool", "ray_n_pc_pool"}
+
+    def one(path: str) -> tuple[list[str], RecordSizes]:
+        try:
+            headers = schema.read_headers(path, keys)
+        except CacheError as e:
+            return [str(e)], RecordSizes(0, 0, 0)
+        probs = schema.check_headers(path, headers, required)
+        if values and not probs:
+            probs = schema.check_cache_file(path, required, check_values=True,
+                                            value_keys=sorted(keys & set(headers)))
+        return probs, header_sizes(headers, opts)
+
+    problems: list[str] = []
+    pt = ray = fps = 0
+    with ThreadPoolExecutor(max(1, min(workers, len(paths)))) as ex:
+        for probs, s in ex.map(one, paths):
+            problems.extend(probs)
+            pt, ray, fps = max(pt, s.pt), max(ray, s.ray), max(fps, s.fps)
+    return problems, RecordSizes(pt, ray, fps)
+
+
+def class_label(path: str, classes: Sequence[str]) -> int:
+    """Index of the file's class folder (`<root>/<split>/<class>/<id>.npz`) in `classes`."""
+    return classes.index(os.path.basename(os.path.dirname(path)))

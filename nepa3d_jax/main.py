@@ -1,0 +1,102 @@
+"""One entry point for every job: `python -m nepa3d_jax.main --config FILE [--config.a.b=v ...]`.
+
+Dispatches on `config.job` (pretrain | cpac_udf | finetune_cls | eval_bundle). Job modules are
+imported lazily, so a job whose module (or optional dependency) is missing fails alone.
+Without `--config`, runs the embedded default `configs/demo.py`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import pathlib
+import sys
+from typing import Any, Sequence
+
+from absl import app
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = "configs/demo.py"
+JOB_MODULES = {
+    "pretrain": "nepa3d_jax.train.loop",
+    "cpac_udf": "nepa3d_jax.eval.cpac_udf",
+    "finetune_cls": "nepa3d_jax.eval.finetune_cls",
+    "eval_bundle": "nepa3d_jax.eval.bundle",
+}
+EXIT_PREEMPTED = 143  # 128 + SIGTERM: the run saved and stopped early; rerun to resume
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "ml-collections config file (configs/runA.py, ...); default configs/demo.py",
+    lock_config=False)
+
+
+def _config_source(argv: Sequence[str]) -> tuple[str, list[str]]:
+    """(config path, overrides) as given on the command line, for the run record."""
+    path, overrides = DEFAULT_CONFIG, []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config."):
+            overrides.append(arg[2:].split(".", 1)[1])
+    return path, overrides
+
+
+def _load_default(overrides: list[str]):
+    from nepa3d_jax.config import load_config
+
+    path = pathlib.Path(DEFAULT_CONFIG)
+    if not path.is_file():
+        path = _REPO_ROOT / DEFAULT_CONFIG
+    return load_config(str(path), overrides)
+
+
+def run_job(config, config_path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    job = str(config.get("job", "pretrain"))
+    if job not in JOB_MODULES:
+        raise ValueError(f"config.job={job!r}: must be one of {', '.join(JOB_MODULES)}")
+    try:
+        module = importlib.import_module(JOB_MODULES[job])
+    except ImportError as err:
+        raise RuntimeError(f"job {job!r} is not available: cannot import "
+                           f"{JOB_MODULES[job]} ({err})") from err
+    if job == "pretrain":
+        return module.run(config, config_path=config_path, overrides=overrides)
+    return module.run(config)
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    # Our progress at INFO; library chatter (Orbax logs every save at INFO) at WARNING.
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    logging.getLogger("nepa3d_jax").setLevel(logging.INFO)
+    from nepa3d_jax.parallel import initialize
+
+    info = initialize()  # before anything touches a device
+    path, overrides = _config_source(sys.argv[1:])
+    config = _CONFIG.value if _CONFIG.value is not None else _load_default(overrides)
+    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.get("job"), path, overrides,
+                 info)
+    try:
+        result = run_job(config, path, overrides)
+    except ValueError as err:  # config / cache problems: the message names the field or file
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
+    print(json.dumps(summary, indent=1, default=str))
+    if result.get("preempted"):
+        return EXIT_PREEMPTED
+    return 0
+
+
+def entry() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    entry()

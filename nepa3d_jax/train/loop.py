@@ -1,0 +1,225 @@
+"""`run(config) -> dict`: the pretraining job (set-up, resume, loop, checkpoints, logs).
+
+Order matters: the config is validated and every cache is checked *before* anything is
+compiled, so a bad field or a corrupt file fails in seconds with its name. A run directory
+with checkpoints resumes automatically from the latest one (params, optimizer state, data
+iterator position); on CPU the resumed run reproduces the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import ml_collections
+from tqdm import tqdm
+
+from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
+from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
+from nepa3d_jax.config.record import flatten
+from nepa3d_jax.parallel import host_batch_to_global, make_mesh
+from nepa3d_jax.train import evaluate
+from nepa3d_jax.train.corpus import ensure_synthetic_corpus
+from nepa3d_jax.train.metrics import MetricsLog
+from nepa3d_jax.train.optimizer import make_optimizer
+from nepa3d_jax.train.preemption import PreemptionGuard
+from nepa3d_jax.train.schedule import EpochSchedule, dual_mask_warmup_steps
+from nepa3d_jax.train.state import (TrainState, abstract_state, build_model, init_fn,
+                                    state_shardings)
+from nepa3d_jax.train.step import StepSpec, device_batch, jit_train_step, make_train_step
+
+log = logging.getLogger("nepa3d_jax.train")
+_COMPILED: dict[Any, Any] = {}
+
+# Fields a resumed run must share with its checkpoint (they fix parameter shapes).
+SHAPE_FIELDS = ("model.d_model", "model.layers", "model.heads", "model.mlp_ratio",
+                "data.qa_tokens")
+
+
+def _check_resume_config(saved: dict[str, Any], config: ml_collections.ConfigDict,
+                         max_len: int, workdir: pathlib.Path) -> None:
+    if not saved:
+        return
+    ran, now = flatten(saved), flatten(config)
+    bad = [f"{k}: checkpoint {ran[k]!r}, config {now.get(k)!r}" for k in SHAPE_FIELDS
+           if k in ran and ran[k] != now.get(k)]
+    saved_len = (saved.get("derived") or {}).get("max_len")
+    if saved_len is not None and int(saved_len) != int(max_len):
+        bad.append(f"data.max_len (resolved): checkpoint {saved_len}, config {max_len}")
+    if bad:
+        raise ValueError(f"cannot resume {workdir}: the config changed fields that fix the "
+                         "parameter shapes:\n  " + "\n  ".join(bad)
+                         + "\n(use a new workdir, or restore the original values)")
+
+
+class Trainer:
+    """The pretraining run's objects; `run()` below is the whole job."""
+
+    def __init__(self, config: ml_collections.ConfigDict, config_path: str | None = None,
+                 overrides: Sequence[str] = (), devices: Sequence[jax.Device] | None = None):
+        from nepa3d_jax.data.pipeline import InputPipeline
+
+        self.config = config = ml_collections.ConfigDict(config.to_dict())
+        validate(config)
+        devices = list(jax.devices() if devices is None else devices)
+        self.derived = derive(config, len(devices), jax.process_count())
+        self.warnings = guard_warnings(config, self.derived)
+        for warning in self.warnings:
+            log.warning("config: %s", warning)
+        self.workdir = pathlib.Path(config.workdir)
+        self.mesh = make_mesh(config, devices)
+        ensure_synthetic_corpus(config)
+        # Reads the header of every cache file: a bad file fails here, before any compilation.
+        self.pipeline = InputPipeline(config.data, self.derived.global_batch)
+        self.schedule = EpochSchedule(config)
+        self.total_steps = int(self.derived.total_steps)
+        self.warmup_steps = dual_mask_warmup_steps(
+            config.train.get("dual_mask_warmup_frac", 0.05), self.total_steps)
+        self.model = build_model(config, int(self.derived.max_len))
+        self.optimizer = make_optimizer(config.train, self.derived.lr)
+        self.init = init_fn(self.model, self.optimizer, seed=int(config.seed))
+        self.shardings = state_shardings(jax.eval_shape(self.init), self.mesh)
+        # Same model, optimizer settings and mesh -> the same compiled programs, also across
+        # runs in one process (a resume, the eval after training, the tests).
+        t = config.train
+        self._cache_key = (repr(self.model), float(self.derived.lr),
+                           tuple(float(t.get(k, 0.0) or 0.0) for k in (
+                               "b1", "b2", "weight_decay", "grad_clip")),
+                           self.mesh, int(config.seed))
+        # Async saves overlap writing with training on accelerators; on CPU they only add
+        # per-array copy programs, so save synchronously there.
+        self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
+                              async_save=jax.default_backend() != "cpu")
+        self.record = to_run_json(config, self.derived, config_path, overrides)
+        self._sizes = None
+        log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
+        log.info("data: %s", self.pipeline.describe())
+
+    # -- state -------------------------------------------------------------------------------
+    def initial_state(self) -> tuple[TrainState, int | None]:
+        """The latest checkpoint's state (and iterator position), or a fresh init."""
+        latest = self.run_dir.latest_step()
+        if latest is None:
+            key = ("init",) + self._cache_key
+            if key not in _COMPILED:
+                _COMPILED[key] = jax.jit(self.init, out_shardings=self.shardings)
+            return _COMPILED[key](), None
+        _check_resume_config(self.run_dir.read_config(latest), self.config,
+                             int(self.derived.max_len), self.workdir)
+        target = abstract_state(self.init, self.shardings)
+        tree, data_iter, _ = self.run_dir.restore(target.as_dict(), latest)
+        if data_iter:
+            self.pipeline.set_state(data_iter)
+        log.info("resumed %s at step %d (data position %s)", self.workdir, latest, data_iter)
+        return TrainState.from_dict(tree), latest
+
+    def save(self, state: TrainState, step: int) -> None:
+        if step in self.run_dir.all_steps():
+            return
+        self.run_dir.save(step, state.as_dict(), self.pipeline.get_state(), self.record)
+
+    def step_fn(self, epoch: int):
+        """The compiled step for this epoch's sizes (a schedule change compiles a new one)."""
+        spec = StepSpec.from_config(self.config, self.schedule.at(epoch), self.warmup_steps)
+        key = ("step", spec) + self._cache_key
+        if self._sizes is not None and spec.sizes != self._sizes:
+            log.info("epoch %d: n_point=%d n_ray=%d dual_mask_window=%d (T=%d)", epoch,
+                     spec.sizes.n_point, spec.sizes.n_ray, spec.sizes.dual_mask_window,
+                     spec.seq_len)
+        self._sizes = spec.sizes
+        if key not in _COMPILED:
+            _COMPILED[key] = jit_train_step(make_train_step(self.model, self.optimizer, spec),
+                                            self.shardings, self.mesh)
+        return _COMPILED[key], spec.seq_len
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train(self, callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+        """The loop; `callback(step, metrics)` runs after every step (metrics on device)."""
+        state, resumed = self.initial_state()
+        start = int(jax.device_get(state.step))
+        self.run_dir.write_config(self.record)
+        self.run_dir.write_provenance(provenance(
+            self.warnings, derived=self.derived.to_dict(), resumed_from=resumed,
+            data=self.pipeline.describe()))
+        cfg, total = self.config.train, self.total_steps
+        log_every = max(1, int(cfg.get("log_every_steps", 50)))
+        ckpt_every = int(cfg.get("checkpoint_every_steps", 0))
+        metrics_log = MetricsLog(self.workdir)
+        losses: list[tuple[int, float]] = []
+        preempted = False
+        step = start
+        primary = jax.process_index() == 0
+        bar = tqdm(total=total, initial=start, disable=not primary, desc="pretrain",
+                   dynamic_ncols=True)
+        t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
+        with PreemptionGuard() as guard:
+            while step < total:
+                if guard.requested or self.run_dir.reached_preemption(step):
+                    preempted = True
+                    break
+                epoch = self.pipeline.get_state()["epoch"]
+                fn, seq_len = self.step_fn(epoch)
+                batch = host_batch_to_global(device_batch(next(self.pipeline)), self.mesh)
+                state, metrics = fn(state, batch)
+                step += 1
+                steps_since += 1
+                tokens_since += seq_len * int(self.derived.global_batch)
+                bar.update(1)
+                if callback is not None:
+                    callback(step, metrics)
+                if step % log_every == 0 or step == total:
+                    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    elapsed = max(time.perf_counter() - t_mark, 1e-9)
+                    values.update(lr=float(self.derived.lr), tokens_per_s=tokens_since / elapsed,
+                                  steps_per_s=steps_since / elapsed, epoch=epoch)
+                    metrics_log.write(step, values)
+                    losses.append((step, values["loss"]))
+                    bar.set_postfix(loss=f"{values['loss']:.4f}",
+                                    tok_s=f"{values['tokens_per_s']:.0f}")
+                    t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
+                if ckpt_every > 0 and step % ckpt_every == 0 and step < total:
+                    self.save(state, step)
+            bar.close()
+            self.save(state, step)
+            self.run_dir.wait()
+        if preempted:
+            log.warning("preempted: saved step %d of %d in %s; rerun the same command to "
+                        "resume", step, total, self.workdir)
+        curve = metrics_log.plot_loss(title=f"{self.workdir.name} pretraining loss")
+        metrics_log.close()
+        return dict(workdir=str(self.workdir), step=step, total_steps=total,
+                    preempted=preempted, final_loss=losses[-1][1] if losses else None,
+                    losses=losses, loss_curve=curve, derived=self.derived.to_dict(),
+                    warnings=list(self.warnings), resumed_from=resumed, state=state)
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.run_dir.close()
+
+
+def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
+        overrides: Sequence[str] = (), return_state: bool = False,
+        devices: Sequence[jax.Device] | None = None,
+        callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+    """Pretrains `config` in `config.workdir` (resuming if it holds checkpoints).
+
+    Returns a summary (final step and loss, the logged loss trajectory, derived values, the
+    results of `train.eval_after`); with `return_state` also the final TrainState. `devices`
+    restricts the mesh (default: all global devices).
+    """
+    trainer = Trainer(config, config_path, overrides, devices)
+    try:
+        result = trainer.train(callback)
+    finally:
+        trainer.close()
+    state = result.pop("state")
+    eval_after = str(trainer.config.train.get("eval_after", "") or "")
+    if eval_after and not result["preempted"]:
+        result["eval"] = {eval_after: evaluate.run_after_training(trainer.config, eval_after)}
+    evaluate.write_results(trainer.workdir, result)
+    if return_state:
+        result["state"] = state
+    return result

@@ -1,0 +1,79 @@
+"""Training metrics: TensorBoard event files, a JSON-lines log and the loss-curve PNG.
+
+Only process 0 writes. `metrics/loss.jsonl` survives restarts (appended); rows of steps that
+were re-run after a resume replace the earlier ones when the curve is drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any, Mapping
+
+import jax
+
+
+class MetricsLog:
+    def __init__(self, workdir: str | pathlib.Path):
+        self.folder = pathlib.Path(workdir) / "metrics"
+        self.primary = jax.process_index() == 0
+        self.writer = None
+        if self.primary:
+            from tensorboardX import SummaryWriter
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.writer = SummaryWriter(str(self.folder))
+
+    def write(self, step: int, scalars: Mapping[str, float]) -> None:
+        if not self.primary:
+            return
+        for name, value in scalars.items():
+            self.writer.add_scalar(f"train/{name}", float(value), int(step))
+        with open(self.folder / "loss.jsonl", "a") as f:
+            f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
+                    + "\n")
+
+    def text(self, tag: str, text: str) -> None:
+        if self.primary:
+            self.writer.add_text(tag, text, 0)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+            self.writer = None
+
+    def history(self) -> list[dict[str, Any]]:
+        """All logged rows, one per step (the latest write wins)."""
+        path = self.folder / "loss.jsonl"
+        rows: dict[int, dict[str, Any]] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    rows[int(row["step"])] = row
+        return [rows[s] for s in sorted(rows)]
+
+    def plot_loss(self, title: str = "") -> str | None:
+        """`metrics/loss_curve.png` of the whole run; returns its path (None if nothing logged)."""
+        if not self.primary:
+            return None
+        rows = self.history()
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.set_title(title or "pretraining loss")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = self.folder / "loss_curve.png"
+        fig.savefig(path)
+        plt.close(fig)
+        return str(path)

@@ -1,0 +1,171 @@
+"""ONE jitted train step: tokenize on device, forward, NEPA (or MAE) loss, AdamW update.
+
+The step receives the padded pools of the global batch (sharded over the mesh's batch axes)
+and the train state (donated: the update happens in place). Every random choice is a pure
+function of (seed, step, sample_id), never of the device count or layout, so the same config
+gives the same numbers on 1 or 8 devices:
+  tokenizer key  fold_in(fold_in(key(seed), step), sample_id)      (docs/architecture.md)
+  dual mask      fold_in(fold_in(key(seed), step), DUAL_MASK_STREAM)
+  MAE mask       fold_in(fold_in(fold_in(key(seed), step), MAE_STREAM), sample_id)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from jax.sharding import Mesh
+
+from nepa3d_jax import tokenizer
+from nepa3d_jax.parallel import batch_sharding, replicated
+from nepa3d_jax.train import masks
+from nepa3d_jax.train.schedule import Sizes
+from nepa3d_jax.train.state import TrainState
+
+# fold_in data values no sample_id reaches (sample ids are < mix_num_samples < 2**31 - 2).
+DUAL_MASK_STREAM = 2**31 - 1
+MAE_STREAM = 2**31 - 2
+
+# Pool fields the step reads; the loop sends only these to the devices.
+BATCH_FIELDS = tokenizer.POOL_FIELDS + ("sample_id",)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Everything static about one compiled step (a new value = a new compilation)."""
+    sizes: Sizes
+    qa_tokens: int = 1
+    qa_layout: str = "interleave"
+    pt_sample_mode: str = "fps"
+    pt_rfps_m: int = 4096
+    point_order_mode: str = "fps"
+    drop_ray_prob: float = 0.0
+    add_eos: bool = True
+    objective: str = "nepa"
+    mask_ratio: float = 0.4
+    dual_mask_near: float = 0.0
+    dual_mask_far: float = 0.0
+    dual_mask_type_aware: bool = False
+    dual_mask_warmup_steps: int = 1
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, sizes: Sizes,
+                    warmup_steps: int) -> "StepSpec":
+        data, train = config.data, config.train
+        return cls(
+            sizes=sizes, qa_tokens=int(data.qa_tokens), qa_layout=str(data.qa_layout),
+            pt_sample_mode=str(data.pt_sample_mode_train), pt_rfps_m=int(data.pt_rfps_m),
+            point_order_mode=str(data.point_order_mode),
+            drop_ray_prob=float(data.get("drop_ray_prob", 0.0)),
+            add_eos=bool(int(data.get("add_eos", 1))), objective=str(train.objective),
+            mask_ratio=float(train.get("mask_ratio", 0.4)),
+            dual_mask_near=float(train.get("dual_mask_near", 0.0)),
+            dual_mask_far=float(train.get("dual_mask_far", 0.0)),
+            dual_mask_type_aware=bool(int(train.get("dual_mask_type_aware", 0))),
+            dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed))
+
+    @property
+    def dual_mask_on(self) -> bool:
+        # The original keeps dual masking off for the MAE objective.
+        return self.objective == "nepa" and (self.dual_mask_near > 0 or self.dual_mask_far > 0)
+
+    def tokenizer_options(self) -> dict[str, Any]:
+        return dict(n_point=self.sizes.n_point, n_ray=self.sizes.n_ray,
+                    qa_tokens=bool(self.qa_tokens), qa_layout=self.qa_layout,
+                    pt_sample_mode=self.pt_sample_mode, pt_rfps_m=self.pt_rfps_m,
+                    point_order_mode=self.point_order_mode, drop_ray_prob=self.drop_ray_prob,
+                    add_eos=self.add_eos)
+
+    @property
+    def seq_len(self) -> int:
+        return tokenizer.sequence_length(self.sizes.n_point, self.sizes.n_ray,
+                                         bool(self.qa_tokens), self.add_eos)
+
+
+def tokenize(spec: StepSpec, batch: Mapping[str, jax.Array], step_key: jax.Array
+             ) -> tuple[jax.Array, jax.Array]:
+    """(feat (B, T, 15), type_id (B, T)) of the batch's pools, one key per sample_id."""
+    keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(batch["sample_id"])
+    return tokenizer.build_batch(batch, keys, **spec.tokenizer_options())
+
+
+def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id: jax.Array,
+              step: jax.Array, step_key: jax.Array, sample_id: jax.Array
+              ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(loss, extra metrics) of one batch of tokens: NEPA (+ dual mask) or MAE."""
+    from nepa3d_jax.model import losses
+
+    if spec.objective == "mae":
+        key = jax.random.fold_in(step_key, MAE_STREAM)
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(sample_id)
+        token_mask = jax.vmap(lambda k, t: masks.mae_token_mask(k, t, spec.mask_ratio))(
+            keys, type_id)
+        feat_in = jnp.where(token_mask[..., None], 0.0, feat)
+        z_target = jax.lax.stop_gradient(_embed(model, params, feat, type_id))
+        _, z_hat, _ = model.apply({"params": params}, feat_in, type_id, is_causal=True)
+        return losses.mae_loss(z_hat, z_target, token_mask), {"mask_fraction": token_mask.mean()}
+
+    ramp = jnp.minimum(1.0, step.astype(jnp.float32) / float(spec.dual_mask_warmup_steps))
+    attn_mask = None
+    if spec.dual_mask_on:
+        attn_mask = masks.dual_mask(
+            jax.random.fold_in(step_key, DUAL_MASK_STREAM), type_id,
+            near=spec.dual_mask_near * ramp, far=spec.dual_mask_far * ramp,
+            window=spec.sizes.dual_mask_window, type_aware=spec.dual_mask_type_aware)
+    z, z_hat, _ = model.apply({"params": params}, feat, type_id, is_causal=True,
+                              attn_mask_BTT=attn_mask)
+    return losses.nepa_loss(z, z_hat, type_id), {"dual_mask_ramp": ramp}
+
+
+def _embed(model: Any, params: Any, feat: jax.Array, type_id: jax.Array) -> jax.Array:
+    """Input embeddings z (the MAE target); the embedding alone when the model exposes it."""
+    if hasattr(model, "embed_tokens"):
+        return model.apply({"params": params}, feat, type_id, method="embed_tokens")
+    z, _, _ = model.apply({"params": params}, feat, type_id, is_causal=True)
+    return z
+
+
+def update(model: Any, optimizer: optax.GradientTransformation, spec: StepSpec,
+           state: TrainState, feat: jax.Array, type_id: jax.Array, step_key: jax.Array,
+           sample_id: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Gradient of the objective and one optimizer update (the step after tokenization)."""
+
+    def loss_fn(params):
+        return objective(model, spec, params, feat, type_id, state.step, step_key, sample_id)
+
+    (loss, extra), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), **extra}
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def make_train_step(model: Any, optimizer: optax.GradientTransformation, spec: StepSpec
+                    ) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict]]:
+    """The pure (un-jitted) step: (state, batch of pools) -> (new state, scalar metrics)."""
+
+    def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
+        step_key = jax.random.fold_in(jax.random.key(spec.seed), state.step)
+        feat, type_id = tokenize(spec, batch, step_key)
+        return update(model, optimizer, spec, state, feat, type_id, step_key,
+                      batch["sample_id"])
+
+    return train_step
+
+
+def jit_train_step(train_step: Callable, state_shardings: TrainState, mesh: Mesh) -> Callable:
+    """jit with explicit layouts: state as given (donated), batch on the batch axes."""
+    return jax.jit(train_step,
+                   in_shardings=(state_shardings, batch_sharding(mesh)),
+                   out_shardings=(state_shardings, replicated(mesh)),
+                   donate_argnums=(0,))
+
+
+def device_batch(host_batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a host batch the step reads (label etc. stay on the host)."""
+    return {k: host_batch[k] for k in BATCH_FIELDS if k in host_batch}

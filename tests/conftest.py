@@ -1,0 +1,23 @@
+"""Shared test set-up: 8 fake CPU devices and the path to the golden reference outputs."""
+
+import os
+import pathlib
+
+# Must happen before jax is imported anywhere in the test process.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REFERENCE = pathlib.Path(
+    os.environ.get("NEPA3D_REFERENCE", REPO_ROOT.parent / "shared" / "reference"))
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> pathlib.Path:
+  """`../shared/reference` beside the checkout; tests that need it skip (saying why) elsewhere."""
+  if not (REFERENCE / "README.md").exists():
+    pytest.skip(f"golden reference folder not found at {REFERENCE} (it sits beside the checkout "
+                "in development and CI; set NEPA3D_REFERENCE to point elsewhere)")
+  return REFERENCE

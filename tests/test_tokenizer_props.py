@@ -1,0 +1,257 @@
+"""Properties of the tokenizer: layouts, padded pools, orders, batching, errors (tiny sizes)."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nepa3d_jax import tokenizer as tok
+from nepa3d_jax.tokenizer import sampling, sorting
+
+P, R = 48, 12          # real pool sizes
+P_PAD, R_PAD = 64, 16  # padded sizes; entries past the counts are garbage
+GARBAGE = 100.0
+
+
+def _np_fps(xyz, k):
+    """Independent FPS reference (float64 is fine: test pools have no near-ties)."""
+    xyz = xyz.astype(np.float64)
+    out = [int(np.argmax(((xyz - xyz.mean(0)) ** 2).sum(1)))]
+    best = ((xyz - xyz[out[0]]) ** 2).sum(1)
+    for _ in range(k - 1):
+        out.append(int(np.argmax(best)))
+        best = np.minimum(best, ((xyz - xyz[out[-1]]) ** 2).sum(1))
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def pools():
+    rng = np.random.RandomState(0)
+    d = rng.normal(size=(R, 3)).astype(np.float32)
+    real = dict(pt_xyz=rng.uniform(-1, 1, (P, 3)).astype(np.float32),
+                pt_dist=rng.uniform(0, 1, (P,)).astype(np.float32),
+                ray_o=rng.uniform(-1, 1, (R, 3)).astype(np.float32),
+                ray_d=d / np.linalg.norm(d, axis=1, keepdims=True),
+                ray_hit=(np.arange(R) % 2).astype(np.float32),
+                ray_t=rng.uniform(0.1, 2, (R,)).astype(np.float32),
+                ray_n=rng.normal(size=(R, 3)).astype(np.float32))
+    padded = {k: np.concatenate([v, np.full((P_PAD - P if k.startswith("pt") else R_PAD - R,)
+                                            + v.shape[1:], GARBAGE, np.float32)])
+              for k, v in real.items()}
+    return real, padded
+
+
+def _args(p):
+    return [p[k] for k in ("pt_xyz", "pt_dist", "ray_o", "ray_d", "ray_hit", "ray_t", "ray_n")]
+
+
+LAYOUTS = {
+    "legacy": dict(qa_tokens=False),
+    "interleave": dict(qa_tokens=True, qa_layout="interleave"),
+    "split": dict(qa_tokens=True, qa_layout="split"),
+}
+
+
+def _expected_types(layout, n_point, n_ray, add_eos, missing=False):
+    r = [tok.TYPE_MISSING_RAY] if missing else []
+    if layout == "legacy":
+        body = [tok.TYPE_POINT] * n_point + (r or [tok.TYPE_RAY]) * n_ray
+    elif layout == "interleave":
+        body = ([tok.TYPE_Q_POINT, tok.TYPE_A_POINT] * n_point
+                + (r * 2 or [tok.TYPE_Q_RAY, tok.TYPE_A_RAY]) * n_ray)
+    else:
+        body = ([tok.TYPE_Q_POINT] * n_point + (r or [tok.TYPE_Q_RAY]) * n_ray
+                + [tok.TYPE_A_POINT] * n_point + (r or [tok.TYPE_A_RAY]) * n_ray)
+    return [tok.TYPE_BOS] + body + ([tok.TYPE_EOS] if add_eos else [])
+
+
+def test_sequence_length_formula():
+    assert tok.sequence_length(1024, 1024, True) == 4098
+    assert tok.sequence_length(1024, 1024, False) == 2050
+    assert tok.sequence_length(40, 32, False, add_eos=False) == 73
+    assert tok.sequence_length(0, 0, True) == 2
+    with pytest.raises(ValueError, match="n_ray"):
+        tok.sequence_length(4, -1, True)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_type_layout_and_feature_slots(pools, layout):
+    real, _ = pools
+    n_point, n_ray = 5, 4
+    opts = dict(n_point=n_point, n_ray=n_ray, pt_sample_mode="random",
+                point_order_mode="random", **LAYOUTS[layout])
+    fn = jax.jit(functools.partial(tok.build_sequence, **opts))
+    feat, type_id = fn(*_args(real), key=jax.random.key(0))
+    feat, type_id = np.asarray(feat), np.asarray(type_id)
+    assert feat.shape == (tok.sequence_length(n_point, n_ray, opts["qa_tokens"]), tok.FEAT_DIM)
+    assert type_id.tolist() == _expected_types(layout, n_point, n_ray, True)
+    assert not feat[0].any() and not feat[-1].any()  # BOS / EOS are zero
+    # Every point token carries a pool point with its own distance.
+    q = feat[np.isin(type_id, (tok.TYPE_POINT, tok.TYPE_Q_POINT))]
+    a = feat[np.isin(type_id, (tok.TYPE_POINT, tok.TYPE_A_POINT))]
+    idx = [int(np.flatnonzero((real["pt_xyz"] == x).all(1))[0]) for x in q[:, 0:3]]
+    assert len(set(idx)) == n_point
+    np.testing.assert_array_equal(a[:, 10], real["pt_dist"][idx])
+    if opts["qa_tokens"]:
+        assert not a[:, 0:3].any() and not q[:, 10].any()
+    # Ray answers: hit point only where hit, t and hit flag in their slots.
+    ray_a = feat[np.isin(type_id, (tok.TYPE_RAY, tok.TYPE_A_RAY))]
+    ray_q = feat[np.isin(type_id, (tok.TYPE_RAY, tok.TYPE_Q_RAY))]
+    missed = ray_a[:, 11] < 0.5
+    assert not ray_a[missed][:, 0:3].any() and not ray_a[missed][:, 12:15].any()
+    x_hit = ray_q[:, 3:6] + ray_a[:, 9:10] * ray_q[:, 6:9]
+    np.testing.assert_allclose(ray_a[~missed][:, 0:3], x_hit[~missed], atol=1e-6)
+    # Rays come sorted by azimuth.
+    theta = np.arctan2(ray_q[:, 7], ray_q[:, 6])
+    assert np.all(np.diff(theta) >= 0)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_missing_rays_traced(pools, layout):
+    """ray_available and drop_ray_prob are traced values: one compile serves both cases."""
+    real, _ = pools
+    opts = dict(n_point=3, n_ray=2, pt_sample_mode="fps", point_order_mode="morton",
+                add_eos=False, **LAYOUTS[layout])
+    fn = jax.jit(functools.partial(tok.build_sequence, **opts))
+    key = jax.random.key(1)
+    for available, drop, missing in ((True, 0.0, False), (False, 0.0, True), (True, 1.0, True)):
+        feat, type_id = fn(*_args(real), key=key, ray_available=jnp.bool_(available),
+                           drop_ray_prob=jnp.float32(drop))
+        assert np.asarray(type_id).tolist() == _expected_types(layout, 3, 2, False, missing)
+        ray_rows = np.asarray(feat)[np.asarray(type_id) == tok.TYPE_MISSING_RAY]
+        assert not ray_rows.any()
+
+
+@pytest.mark.parametrize("mode", ["random", "fps", "rfps", "fixed_grid"])
+def test_padded_pools_never_sample_garbage(pools, mode):
+    real, padded = pools
+    opts = dict(n_point=8, n_ray=R, qa_tokens=True, pt_sample_mode=mode, pt_rfps_m=16,
+                point_order_mode="fps")
+    feat, _ = jax.jit(jax.vmap(lambda k: tok.build_sequence(
+        *_args(padded), key=k, pt_count=jnp.int32(P), ray_count=jnp.int32(R), **opts)))(
+            jax.random.split(jax.random.key(2), 4))
+    feat = np.asarray(feat)
+    assert feat.shape == (4, tok.sequence_length(8, R, True), tok.FEAT_DIM)
+    assert np.abs(feat).max() < GARBAGE / 2
+    if mode in ("fps", "fixed_grid"):  # deterministic: the unpadded pool gives the same
+        want, _ = jax.jit(functools.partial(tok.build_sequence, **opts))(
+            *_args(real), key=jax.random.key(5))
+        np.testing.assert_array_equal(feat[0, 1::2][:8], np.asarray(want)[1::2][:8])
+
+
+def test_fps_order_properties(pools):
+    real, padded = pools
+    got = np.asarray(tok.fps_order(real["pt_xyz"], 20))
+    np.testing.assert_array_equal(got, _np_fps(real["pt_xyz"], 20))
+    masked = np.asarray(tok.fps_order(padded["pt_xyz"], 20, count=P))
+    np.testing.assert_array_equal(masked, got)
+    full = np.asarray(tok.fps_order(real["pt_xyz"], P))
+    assert sorted(full.tolist()) == list(range(P))  # a permutation when k == N
+    assert int(tok.fps_order(real["pt_xyz"], 3, start=7)[0]) == 7
+
+
+def test_fps_pre_computed_order_top_up_and_fallback(pools):
+    real, padded = pools
+    mask = sampling.valid_mask(P_PAD, P)
+    order = np.concatenate([np.array([5, 9, 2], np.int32), np.full((5,), 60, np.int32)])
+    key = jax.random.key(3)
+    fn = jax.jit(sampling.fps_with_order, static_argnums=3)
+    got = np.asarray(fn(key, padded["pt_xyz"], mask, 10, order, jnp.int32(3)))
+    assert got[:3].tolist() == [5, 9, 2]
+    assert len(set(got.tolist())) == 10 and got.max() < P
+    on_the_fly = np.asarray(tok.fps_order(real["pt_xyz"], 10))
+    for count in (0, 5):  # no order / an order pointing into the padding: FPS on the fly
+        got = fn(key, padded["pt_xyz"], mask, 10, order, jnp.int32(count))
+        np.testing.assert_array_equal(np.asarray(got), on_the_fly)
+
+
+def test_random_choice_distinct_and_cycling():
+    key = jax.random.key(4)
+    fn = jax.jit(sampling.random_choice, static_argnums=2)
+    got = np.asarray(fn(key, sampling.valid_mask(32, 20), 16))
+    assert len(set(got.tolist())) == 16 and got.max() < 20
+    short = np.asarray(fn(key, sampling.valid_mask(32, 5), 12))
+    assert set(short.tolist()) == set(range(5))
+
+
+def test_morton_and_sorting():
+    rng = np.random.RandomState(1)
+    xyz = rng.uniform(-1.2, 1.2, (60, 3)).astype(np.float32)
+    xyz[1] = xyz[0]  # a tie
+    codes = np.asarray(jax.jit(tok.morton_codes)(xyz))
+    np.testing.assert_array_equal(codes, tok.morton_codes_np(xyz))
+    assert codes.max() < 2**30
+    order = np.asarray(jax.jit(tok.morton_order)(xyz))
+    np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
+    # Bitonic network == lax.sort == numpy lexsort, with ties and -0.0 == 0.0.
+    a = rng.randint(0, 5, 37).astype(np.float32)
+    a[[3, 8]] = [0.0, -0.0]
+    b = rng.randint(0, 3, 37).astype(np.float32)
+    want = np.lexsort((b, a))
+    for method in ("bitonic", "lax"):
+        got = jax.jit(functools.partial(sorting.lex_argsort, method=method))(a, b)
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_build_batch_vmap_jit_and_keys(pools):
+    _, padded = pools
+    b = 3
+    batch = {k: np.stack([v] * b) for k, v in padded.items()}
+    batch.update(pt_count=np.full((b,), P, np.int32), ray_count=np.full((b,), R, np.int32),
+                 ray_available=np.array([True, False, True]), sample_id=np.arange(b))
+    opts = dict(n_point=6, n_ray=4, qa_tokens=True, pt_sample_mode="random",
+                point_order_mode="random")
+    keys = jax.random.split(jax.random.key(6), b)
+    feat, type_id = jax.jit(functools.partial(tok.build_batch, **opts))(batch, keys)
+    assert feat.shape == (b, 22, 15) and type_id.shape == (b, 22)
+    assert (np.asarray(type_id[1, 13:21]) == tok.TYPE_MISSING_RAY).all()
+    one = jax.jit(functools.partial(tok.build_sequence, **opts))
+    for i in range(b):  # vmap == one sample at a time
+        f_i, t_i = one(*_args({k: v[i] for k, v in batch.items()}), key=keys[i],
+                       pt_count=P, ray_count=R, ray_available=batch["ray_available"][i])
+        np.testing.assert_allclose(np.asarray(f_i), np.asarray(feat[i]), atol=1e-6)
+        np.testing.assert_array_equal(np.asarray(t_i), np.asarray(type_id[i]))
+    assert not np.array_equal(np.asarray(feat[0]), np.asarray(feat[2]))  # keys differ
+    with pytest.raises(ValueError, match="leading batch size"):
+        tok.build_batch(batch, keys[:2], **opts)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(n_point=P + 1), "n_point=49 is larger than the point pool"),
+    (dict(n_point=-1), "n_point must be >= 0"),
+    (dict(n_ray=2.5), "n_ray must be a Python int"),
+    (dict(pt_sample_mode="fsp"), "unknown pt_sample_mode 'fsp'"),
+    (dict(point_order_mode="hilbert"), "unknown point_order_mode"),
+    (dict(qa_layout="zigzag"), "unknown qa_layout"),
+    (dict(pt_sample_mode="rfps", pt_rfps_m=3), "pt_rfps_m=3"),
+    (dict(drop_ray_prob=1.5), "drop_ray_prob must be in"),
+    (dict(fps_count=3), "fps_count was given without pt_fps_order"),
+    (dict(key=None), "explicit PRNG key"),
+])
+def test_bad_static_arguments(pools, change, match):
+    real, _ = pools
+    kwargs = dict(n_point=4, n_ray=2, qa_tokens=True, key=jax.random.key(0))
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=match):
+        tok.build_sequence(*_args(real), **kwargs)
+
+
+def test_bad_pools(pools):
+    real, _ = pools
+    args = _args(real)
+    with pytest.raises(ValueError, match="ray pools are required"):
+        tok.build_sequence(*args[:2], None, None, None, None, None, n_point=4, n_ray=2,
+                           qa_tokens=True, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="pt_dist must have shape"):
+        tok.build_sequence(args[0], args[1][:5], *args[2:], n_point=4, n_ray=2,
+                           qa_tokens=True, key=jax.random.key(0))
+    fn = jax.jit(functools.partial(tok.build_sequence, n_point=4, n_ray=0, qa_tokens=False))
+    feat, _ = fn(args[0], args[1][:, None], None, None, None, None, None, key=jax.random.key(0))
+    assert feat.shape == (6, 15)
+    empty = [np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), np.zeros((0,)),
+             np.zeros((0,)), np.zeros((0, 3), np.float32)]
+    fn = jax.jit(functools.partial(tok.build_sequence, n_point=2, n_ray=3, qa_tokens=False))
+    _, type_id = fn(*args[:2], *empty, key=jax.random.key(0))
+    assert np.asarray(type_id).tolist() == [0, 1, 1, 3, 3, 3, 4]
