@@ -13,9 +13,15 @@ Last line: `train_step tokens/s ours=<x> original=<y> ratio=<x/y>`; on GPU also 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+
+# Running `python bench/x.py` puts bench/ first on sys.path, where bench/tokenize.py would
+# shadow the standard library's `tokenize`; look modules up from the repository root instead.
+_BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _BENCH_DIR]
+
+import argparse  # noqa: E402
 import time
 import warnings
 

@@ -81,7 +81,8 @@ def _run_one(job: Job) -> tuple[str, str | None]:
         return job.key, f"{type(e).__name__}: {e}"
 
 
-def _context():
+def process_context():
+    """Multiprocessing context for worker pools of every data_prep tool."""
     # Forking a process that already runs JAX's threads can deadlock: spawn then.
     return mp.get_context("spawn" if "jax" in sys.modules else "fork")
 
@@ -113,7 +114,7 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, overwrite: bool = False,
         for job in todo:
             record(*_run_one(job))
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_context()) as ex:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as ex:
             futures = {ex.submit(_run_one, j): j for j in todo}
             for fut in cf.as_completed(futures):
                 try:

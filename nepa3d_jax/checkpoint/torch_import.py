@@ -24,6 +24,7 @@ errors name the key and both shapes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import re
@@ -203,7 +204,10 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except ImportError as err:
         raise ImportError(f"reading {path} needs torch (pip install 'nepa3d_jax[torch]')") from err
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # Scripts that saved `args` itself (not `vars(args)`) store an argparse.Namespace;
+        # allow exactly that class on top of the weights-only set.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for bad or non-weights-only files
         raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint "
                               f"({type(err).__name__}: {err})") from err
@@ -215,8 +219,11 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: 'model' is {type(ckpt['model']).__name__}, expected a "
                               "state dict")
     args = ckpt.get("args") or {}
+    if isinstance(args, argparse.Namespace):
+        args = vars(args)
     if not isinstance(args, Mapping):
-        args = dict(vars(args))
+        raise CheckpointError(f"{path}: 'args' is {type(args).__name__}, expected a dict or an "
+                              "argparse.Namespace of the original's training arguments")
     return {"model": dict(ckpt["model"]), "args": dict(args),
             "epoch": ckpt.get("epoch"), "step": ckpt.get("step")}
 

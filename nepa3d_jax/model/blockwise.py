@@ -31,65 +31,97 @@ def block_edges(t: int, block: int) -> tuple[int, ...]:
     return tuple(round(i * t / n) for i in range(n + 1))
 
 
-def _scores(q_i, k, s: int, e: int, causal: bool):
-    """Scaled scores of query rows [s, e) against keys [0, e) (causal) or all keys."""
-    kk = k[..., :e, :] if causal else k
-    sc = jnp.einsum("...qd,...kd->...qk", q_i, kk, preferred_element_type=jnp.float32)
-    if causal:
-        row = jnp.arange(s, e)[:, None]
-        col = jnp.arange(e)[None, :]
-        sc = jnp.where(col <= row, sc, -jnp.inf)
+def _key_parts(s: int, e: int, causal: bool, t: int):
+    """Key ranges query block [s, e) attends to: (off-diagonal [0, s) unmasked, or None;
+    diagonal [s, e) with the causal mask), or all keys unmasked when not causal."""
+    if not causal:
+        return [((0, t), False)]
+    parts = [((0, s), False)] if s > 0 else []
+    return parts + [((s, e), True)]
+
+
+def _part_scores(q_i, k, s: int, e: int, ks: int, ke: int, masked: bool):
+    """Scores (q already scaled) of query rows [s, e) against keys [ks, ke)."""
+    sc = jnp.einsum("...qd,...kd->...qk", q_i, k[..., ks:ke, :],
+                    preferred_element_type=jnp.float32)
+    if masked:  # the diagonal square: key j visible to row i iff j <= i
+        sc = jnp.where(jnp.tril(jnp.ones((e - s, ke - ks), bool)), sc, -jnp.inf)
     return sc
 
 
 def _forward(q, k, v, scale: float, causal: bool, block: int):
     """(out (..., T, D), lse (..., T)) for one group of heads."""
-    edges = block_edges(q.shape[-2], block)
+    t = q.shape[-2]
+    edges = block_edges(t, block)
+    qs = q * jnp.asarray(scale, q.dtype)
     outs, lses = [], []
     for s, e in zip(edges[:-1], edges[1:]):
-        q_i = q[..., s:e, :] * jnp.asarray(scale, q.dtype)
-        sc = _scores(q_i, k, s, e, causal)
-        m = jnp.max(sc, axis=-1, keepdims=True)
-        p = jnp.exp(sc - m)
-        denom = jnp.sum(p, axis=-1, keepdims=True)
-        vv = v[..., :e, :] if causal else v
-        o = jnp.einsum("...qk,...kd->...qd", p.astype(v.dtype), vv,
-                       preferred_element_type=jnp.float32) / denom
-        outs.append(o.astype(q.dtype))
+        q_i = qs[..., s:e, :]
+        parts = _key_parts(s, e, causal, t)
+        scs = [_part_scores(q_i, k, s, e, ks, ke, m) for (ks, ke), m in parts]
+        m = functools.reduce(jnp.maximum, [jnp.max(sc, axis=-1, keepdims=True) for sc in scs])
+        ps = [jnp.exp(sc - m) for sc in scs]
+        denom = functools.reduce(jnp.add, [jnp.sum(p, axis=-1, keepdims=True) for p in ps])
+        o = functools.reduce(jnp.add, [
+            jnp.einsum("...qk,...kd->...qd", p.astype(v.dtype), v[..., ks:ke, :],
+                       preferred_element_type=jnp.float32)
+            for p, ((ks, ke), _) in zip(ps, parts)])
+        outs.append((o / denom).astype(q.dtype))
         lses.append((m + jnp.log(denom))[..., 0])
     return jnp.concatenate(outs, axis=-2), jnp.concatenate(lses, axis=-1)
 
 
 def _backward(q, k, v, out, lse, d_out, scale: float, causal: bool, block: int):
     """(dq, dk, dv) for one group of heads, recomputing each block's probabilities."""
-    edges = block_edges(q.shape[-2], block)
+    t = q.shape[-2]
+    edges = block_edges(t, block)
+    qs = q * jnp.asarray(scale, q.dtype)
     # delta_i = rowsum(dO * O): the softmax-Jacobian term shared by every key of row i.
     delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
-    dk = jnp.zeros(k.shape, jnp.float32)
-    dv = jnp.zeros(v.shape, jnp.float32)
+    # dk / dv of key block j collect contributions of query blocks i >= j; kept per key
+    # block (static slices) and concatenated once, instead of scattered adds.
+    dk_parts = {}
+    dv_parts = {}
     dqs = []
     for s, e in zip(edges[:-1], edges[1:]):
-        q_i = q[..., s:e, :] * jnp.asarray(scale, q.dtype)
-        sc = _scores(q_i, k, s, e, causal)
-        p = jnp.exp(sc - lse[..., s:e, None])
+        q_i = qs[..., s:e, :]
         do_i = d_out[..., s:e, :]
-        kk = k[..., :e, :] if causal else k
-        vv = v[..., :e, :] if causal else v
-        dv_i = jnp.einsum("...qk,...qd->...kd", p.astype(v.dtype), do_i,
-                          preferred_element_type=jnp.float32)
-        dp = jnp.einsum("...qd,...kd->...qk", do_i, vv, preferred_element_type=jnp.float32)
-        ds = (p * (dp - delta[..., s:e, None])).astype(q.dtype)
-        dqs.append(jnp.einsum("...qk,...kd->...qd", ds, kk,
-                              preferred_element_type=jnp.float32) * scale)
-        dk_i = jnp.einsum("...qk,...qd->...kd", ds, q_i, preferred_element_type=jnp.float32)
-        if causal:
-            dk = dk.at[..., :e, :].add(dk_i)
-            dv = dv.at[..., :e, :].add(dv_i)
-        else:
-            dk = dk + dk_i
-            dv = dv + dv_i
+        lse_i = lse[..., s:e, None]
+        delta_i = delta[..., s:e, None]
+        dq_i = None
+        for (ks, ke), masked in _key_parts(s, e, causal, t):
+            p = jnp.exp(_part_scores(q_i, k, s, e, ks, ke, masked) - lse_i)
+            vv = v[..., ks:ke, :]
+            dv_i = jnp.einsum("...qk,...qd->...kd", p.astype(v.dtype), do_i,
+                              preferred_element_type=jnp.float32)
+            dp = jnp.einsum("...qd,...kd->...qk", do_i, vv, preferred_element_type=jnp.float32)
+            ds = (p * (dp - delta_i)).astype(q.dtype)
+            term = jnp.einsum("...qk,...kd->...qd", ds, k[..., ks:ke, :],
+                              preferred_element_type=jnp.float32)
+            dq_i = term if dq_i is None else dq_i + term
+            dk_i = jnp.einsum("...qk,...qd->...kd", ds, q_i, preferred_element_type=jnp.float32)
+            for store, val in ((dk_parts, dk_i), (dv_parts, dv_i)):
+                store[(ks, ke)] = val if (ks, ke) not in store else store[(ks, ke)] + val
+        dqs.append(dq_i * scale)
     dq = jnp.concatenate(dqs, axis=-2)
+    dk = _assemble(dk_parts, edges, causal, k.shape)
+    dv = _assemble(dv_parts, edges, causal, v.shape)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
+
+
+def _assemble(parts, edges, causal: bool, shape):
+    """Sum the per-range key gradients into one (..., T, D) array (static slices only)."""
+    if not causal:
+        return parts[(0, shape[-2])]
+    # Off-diagonal ranges are prefixes [0, s); split each into the query-block ranges.
+    out = []
+    for s, e in zip(edges[:-1], edges[1:]):
+        acc = parts[(s, e)]
+        for (ks, ke), val in parts.items():
+            if ks == 0 and ke > s and (ks, ke) != (s, e):
+                acc = acc + val[..., s:e, :]
+        out.append(acc)
+    return jnp.concatenate(out, axis=-2)
 
 
 def _map_heads(fn, args, group: int):

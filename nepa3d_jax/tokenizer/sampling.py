@@ -94,6 +94,8 @@ def fps_order(points_N3: jax.Array, k: int, start=None, mask=None, count=None) -
     if mask is not None and count is not None:
         raise ValueError("fps_order: pass either mask or count, not both")
     mask_N = valid_mask(n, count) if mask is None else jnp.asarray(mask, bool)
+    if isinstance(start, (int, np.integer)) and not 0 <= int(start) < n:
+        raise ValueError(f"fps_order: start={int(start)} is outside the pool ({n} points)")
     if start is None:
         start = farthest_from_centroid(points_N3, mask_N)
     return _fps_loop(points_N3, mask_N, jnp.asarray(start, jnp.int32), k, k)
