@@ -144,9 +144,28 @@ def original_step_time(reference_src, config, feat, type_id, steps: int) -> floa
     return time_calls(one, steps)
 
 
-def attention_choices() -> list[str]:
-    return ["auto", "xla", "cudnn"] if jax.default_backend() == "gpu" else ["auto", "xla",
-                                                                          "blockwise"]
+def attention_choices(requested: str, batch: int, heads: int, t: int) -> list[str]:
+    """`auto` first (the headline), then the explicit implementations that can run here.
+
+    On CPU the `xla` path keeps every head's (T, T) scores for the backward; it is left out
+    when those would take more than a third of this machine's memory (Run-A at batch 2 would
+    need ~10 GB and used to kill the bench before the original was measured).
+    """
+    if requested:
+        return [a.strip() for a in requested.split(",") if a.strip()]
+    if jax.default_backend() == "gpu":
+        return ["auto", "xla", "cudnn"]
+    choices = ["auto", "blockwise"]
+    scores = 3 * 4 * batch * heads * t * t  # scores, probabilities and their gradient
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem = 0
+    if mem and scores < mem / 3:
+        choices.insert(1, "xla")
+    else:
+        print(f"  ours attention=xla: skipped ({scores / 2**30:.1f} GiB of scores)")
+    return choices
 
 
 def flops_per_step(n_params: int, layers: int, d_model: int, batch: int, t: int) -> float:
@@ -160,6 +179,8 @@ def main() -> None:
     ap.add_argument("--reference-src", default="")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=0, help="0: the preset's (2 on CPU, 16 on GPU)")
+    ap.add_argument("--attention", default="",
+                    help="comma-separated implementations (default: auto and what fits here)")
     args = ap.parse_args()
 
     gpu = jax.default_backend() == "gpu"
@@ -176,7 +197,7 @@ def main() -> None:
           f"heads={config.model.heads}")
 
     results = {}
-    for attention in attention_choices():
+    for attention in attention_choices(args.attention, batch, int(config.model.heads), t):
         try:
             sec, compile_s, n_params = ours(config.copy_and_resolve_references(), pools,
                                             args.steps, attention)

@@ -1,13 +1,18 @@
 """Memory-lean exact attention for long sequences on CPU (flash-style, custom VJP).
 
-The naive XLA graph materialises the (T, T) score matrix for every head and keeps the
-softmax probabilities alive for the backward pass. Here the queries are cut into a few large
-static blocks; query block [s, e) of a causal sequence only ever sees keys [0, e), so the
-upper-triangular key range is never computed (about half the FLOPs at large T). Each block
-does one exact row softmax over its key prefix (no online rescaling needed: the whole prefix
-is one big matmul, which XLA:CPU runs near peak). The forward keeps only the output and the
-per-row log-sum-exp; the backward recomputes each block's probabilities from them
-(FlashAttention's recipe), so peak memory is one block of scores, not T x T.
+The naive XLA graph materialises the (T, T) score matrix of every head at once and keeps it
+for the backward pass, which on CPU means gigabytes of fresh memory per layer. Here the
+queries are cut into static blocks; a causal query block [s, e) sees the keys [0, s)
+without a mask (one large matmul) plus the diagonal square [s, e) with the causal mask, so
+the upper triangle is never computed (about half the FLOPs at large T). Heads are processed
+one group at a time, so one block of scores stays cache-sized.
+
+Each block does one exact row softmax over its keys (no online rescaling: the whole key
+range is one matmul). The forward keeps the output and the per-row log-sum-exp; the backward
+recomputes each tile's probabilities from them (FlashAttention's recipe: memory ~ one block).
+Keeping the forward's probabilities for the backward instead (~400 MB per layer at Run-A
+shapes) was measured and was not faster on CPU: the extra memory traffic costs what the
+saved matmul and exponential gain.
 
 Layout: (B, H, T, D) inside; the public wrapper takes and returns (B, T, H, D) like
 `jax.nn.dot_product_attention`.
@@ -17,12 +22,22 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-DEFAULT_BLOCK = 512
+DEFAULT_BLOCK = 256
 DEFAULT_GROUP = 1
+
+
+class Tile(NamedTuple):
+    """Query rows [qs, qe) against keys [ks, ke); `masked`: the causal diagonal square."""
+    qs: int
+    qe: int
+    ks: int
+    ke: int
+    masked: bool
 
 
 def block_edges(t: int, block: int) -> tuple[int, ...]:
@@ -31,97 +46,86 @@ def block_edges(t: int, block: int) -> tuple[int, ...]:
     return tuple(round(i * t / n) for i in range(n + 1))
 
 
-def _key_parts(s: int, e: int, causal: bool, t: int):
-    """Key ranges query block [s, e) attends to: (off-diagonal [0, s) unmasked, or None;
-    diagonal [s, e) with the causal mask), or all keys unmasked when not causal."""
-    if not causal:
-        return [((0, t), False)]
-    parts = [((0, s), False)] if s > 0 else []
-    return parts + [((s, e), True)]
+def tiles(t: int, block: int, causal: bool) -> tuple[tuple[Tile, ...], ...]:
+    """The tiles of each query block: all keys unmasked (bidirectional), or the unmasked
+    prefix [0, s) and the masked diagonal [s, e) (causal). Nothing above the diagonal."""
+    edges = block_edges(t, block)
+    out = []
+    for s, e in zip(edges[:-1], edges[1:]):
+        if not causal:
+            out.append((Tile(s, e, 0, t, False),))
+        else:
+            out.append(((Tile(s, e, 0, s, False),) if s > 0 else ()) + (Tile(s, e, s, e, True),))
+    return tuple(out)
 
 
-def _part_scores(q_i, k, s: int, e: int, ks: int, ke: int, masked: bool):
-    """Scores (q already scaled) of query rows [s, e) against keys [ks, ke)."""
-    sc = jnp.einsum("...qd,...kd->...qk", q_i, k[..., ks:ke, :],
+def _scores(qs_i, k, tl: Tile):
+    """Scores of (already scaled) query rows against one tile's keys, masked on the diagonal."""
+    sc = jnp.einsum("...qd,...kd->...qk", qs_i, k[..., tl.ks:tl.ke, :],
                     preferred_element_type=jnp.float32)
-    if masked:  # the diagonal square: key j visible to row i iff j <= i
-        sc = jnp.where(jnp.tril(jnp.ones((e - s, ke - ks), bool)), sc, -jnp.inf)
+    if tl.masked:  # key j visible to row i iff j <= i
+        sc = jnp.where(jnp.tril(jnp.ones((tl.qe - tl.qs, tl.ke - tl.ks), bool)), sc, -jnp.inf)
     return sc
 
 
 def _forward(q, k, v, scale: float, causal: bool, block: int):
-    """(out (..., T, D), lse (..., T)) for one group of heads."""
-    t = q.shape[-2]
-    edges = block_edges(t, block)
+    """(out (..., T, D), lse (..., T)) for one head group."""
     qs = q * jnp.asarray(scale, q.dtype)
     outs, lses = [], []
-    for s, e in zip(edges[:-1], edges[1:]):
-        q_i = qs[..., s:e, :]
-        parts = _key_parts(s, e, causal, t)
-        scs = [_part_scores(q_i, k, s, e, ks, ke, m) for (ks, ke), m in parts]
+    for blk in tiles(q.shape[-2], block, causal):
+        qs_i = qs[..., blk[0].qs:blk[0].qe, :]
+        scs = [_scores(qs_i, k, tl) for tl in blk]
         m = functools.reduce(jnp.maximum, [jnp.max(sc, axis=-1, keepdims=True) for sc in scs])
         ps = [jnp.exp(sc - m) for sc in scs]
         denom = functools.reduce(jnp.add, [jnp.sum(p, axis=-1, keepdims=True) for p in ps])
         o = functools.reduce(jnp.add, [
-            jnp.einsum("...qk,...kd->...qd", p.astype(v.dtype), v[..., ks:ke, :],
-                       preferred_element_type=jnp.float32)
-            for p, ((ks, ke), _) in zip(ps, parts)])
+            jnp.einsum("...qk,...kd->...qd", p.astype(v.dtype), v[..., tl.ks:tl.ke, :],
+                       preferred_element_type=jnp.float32) for p, tl in zip(ps, blk)])
         outs.append((o / denom).astype(q.dtype))
         lses.append((m + jnp.log(denom))[..., 0])
     return jnp.concatenate(outs, axis=-2), jnp.concatenate(lses, axis=-1)
 
 
 def _backward(q, k, v, out, lse, d_out, scale: float, causal: bool, block: int):
-    """(dq, dk, dv) for one group of heads, recomputing each block's probabilities."""
+    """(dq, dk, dv) for one head group, recomputing each tile's probabilities."""
     t = q.shape[-2]
     edges = block_edges(t, block)
     qs = q * jnp.asarray(scale, q.dtype)
     # delta_i = rowsum(dO * O): the softmax-Jacobian term shared by every key of row i.
     delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), axis=-1)
-    # dk / dv of key block j collect contributions of query blocks i >= j; kept per key
-    # block (static slices) and concatenated once, instead of scattered adds.
-    dk_parts = {}
-    dv_parts = {}
+    dk_blocks = [None] * (len(edges) - 1)  # per key block, summed over the query blocks
+    dv_blocks = [None] * (len(edges) - 1)
     dqs = []
-    for s, e in zip(edges[:-1], edges[1:]):
-        q_i = qs[..., s:e, :]
-        do_i = d_out[..., s:e, :]
-        lse_i = lse[..., s:e, None]
-        delta_i = delta[..., s:e, None]
+    for blk in tiles(t, block, causal):
+        s, e = blk[0].qs, blk[0].qe
+        qs_i, do_i = qs[..., s:e, :], d_out[..., s:e, :]
         dq_i = None
-        for (ks, ke), masked in _key_parts(s, e, causal, t):
-            p = jnp.exp(_part_scores(q_i, k, s, e, ks, ke, masked) - lse_i)
-            vv = v[..., ks:ke, :]
-            dv_i = jnp.einsum("...qk,...qd->...kd", p.astype(v.dtype), do_i,
+        for tl in blk:
+            p = jnp.exp(_scores(qs_i, k, tl) - lse[..., s:e, None])
+            dv_t = jnp.einsum("...qk,...qd->...kd", p.astype(v.dtype), do_i,
                               preferred_element_type=jnp.float32)
-            dp = jnp.einsum("...qd,...kd->...qk", do_i, vv, preferred_element_type=jnp.float32)
-            ds = (p * (dp - delta_i)).astype(q.dtype)
-            term = jnp.einsum("...qk,...kd->...qd", ds, k[..., ks:ke, :],
+            dp = jnp.einsum("...qd,...kd->...qk", do_i, v[..., tl.ks:tl.ke, :],
+                            preferred_element_type=jnp.float32)
+            ds = (p * (dp - delta[..., s:e, None])).astype(q.dtype)
+            term = jnp.einsum("...qk,...kd->...qd", ds, k[..., tl.ks:tl.ke, :],
                               preferred_element_type=jnp.float32)
             dq_i = term if dq_i is None else dq_i + term
-            dk_i = jnp.einsum("...qk,...qd->...kd", ds, q_i, preferred_element_type=jnp.float32)
-            for store, val in ((dk_parts, dk_i), (dv_parts, dv_i)):
-                store[(ks, ke)] = val if (ks, ke) not in store else store[(ks, ke)] + val
+            dk_t = jnp.einsum("...qk,...qd->...kd", ds, qs_i, preferred_element_type=jnp.float32)
+            _add_by_key_block(dk_blocks, dk_t, tl, edges)
+            _add_by_key_block(dv_blocks, dv_t, tl, edges)
         dqs.append(dq_i * scale)
     dq = jnp.concatenate(dqs, axis=-2)
-    dk = _assemble(dk_parts, edges, causal, k.shape)
-    dv = _assemble(dv_parts, edges, causal, v.shape)
+    dk = jnp.concatenate(dk_blocks, axis=-2)
+    dv = jnp.concatenate(dv_blocks, axis=-2)
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype)
 
 
-def _assemble(parts, edges, causal: bool, shape):
-    """Sum the per-range key gradients into one (..., T, D) array (static slices only)."""
-    if not causal:
-        return parts[(0, shape[-2])]
-    # Off-diagonal ranges are prefixes [0, s); split each into the query-block ranges.
-    out = []
-    for s, e in zip(edges[:-1], edges[1:]):
-        acc = parts[(s, e)]
-        for (ks, ke), val in parts.items():
-            if ks == 0 and ke > s and (ks, ke) != (s, e):
-                acc = acc + val[..., s:e, :]
-        out.append(acc)
-    return jnp.concatenate(out, axis=-2)
+def _add_by_key_block(acc: list, g, tl: Tile, edges: tuple[int, ...]) -> None:
+    """acc[j] += the rows of g (keys [tl.ks, tl.ke)) that fall in key block j (static)."""
+    for j, (s, e) in enumerate(zip(edges[:-1], edges[1:])):
+        if s >= tl.ks and e <= tl.ke:
+            part = g[..., s - tl.ks:e - tl.ks, :]
+            acc[j] = part if acc[j] is None else acc[j] + part
 
 
 def _map_heads(fn, args, group: int):
@@ -135,7 +139,8 @@ def _map_heads(fn, args, group: int):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
 def _attention(q, k, v, scale: float, causal: bool, block: int, group: int):
-    return _attention_fwd(q, k, v, scale, causal, block, group)[0]
+    return _map_heads(lambda q, k, v: _forward(q, k, v, scale, causal, block)[0],
+                      (q, k, v), group)
 
 
 def _attention_fwd(q, k, v, scale, causal, block, group):
@@ -157,7 +162,7 @@ _attention.defvjp(_attention_fwd, _attention_bwd)
 def blockwise_attention(q_BTHD: jax.Array, k_BTHD: jax.Array, v_BTHD: jax.Array, *,
                         is_causal: bool = True, scale: float | None = None,
                         block: int = DEFAULT_BLOCK, group: int = DEFAULT_GROUP) -> jax.Array:
-    """Exact softmax attention, (B, T, H, D) in and out, never holding T x T scores.
+    """Exact softmax attention, (B, T, H, D) in and out, never holding T x T scores at once.
 
     Same semantics as `jax.nn.dot_product_attention(q, k, v, is_causal=...)` without masks.
     """
