@@ -127,7 +127,8 @@ def main() -> None:
     ap.add_argument("--preset", choices=("quick", "runA", "runB", "runD"), default="quick")
     ap.add_argument("--n-shapes", type=int, default=3,
                     help="runA: eval shapes and head-training shapes each (reference has 5 / 10)")
-    ap.add_argument("--batch-size", type=int, default=8, help="ours: shapes per device call")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="ours: shapes per call (0: the config default, one per CPU device)")
     ap.add_argument("--cache-root", default="",
                     help="runA: a CPAC split view (<root>/{eval,train_udf}/<class>/*.npz) to use "
                          "instead of the reference folder's; both sides run from its parent")
@@ -158,6 +159,8 @@ def main() -> None:
         print(f"ours:     {ours_s:8.2f} s wall  (inside: {ours['timing']['total_s']:.2f} s, "
               f"compile {ours['timing']['compile_s']:.2f} s)  mae={ours['mae']:.6f} "
               f"rmse={ours['rmse']:.6f} iou@tau={ours['iou@tau']:.6f}")
+        print("  ours timing: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                            for k, v in ours["timing"].items()))
         orig_s = float("nan")
         if args.reference_src:
             orig_s = run_original(pathlib.Path(args.reference_src), flags, ckpt,

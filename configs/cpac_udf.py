@@ -75,7 +75,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.voxel_dilate = 1
   c.voxel_max_steps = 0
 
-  c.batch_size = 8                      # shapes per device call (rounded up to the devices)
+  # Shapes per forward call, rounded up to the devices; 0: one per device on CPU (Run-A
+  # activations of one 4098-token sequence stay in cache: 0.85 s/shape vs 1.26 at two),
+  # eight per device on GPU.
+  c.batch_size = 0
   c.check_caches = True                 # key check of every cache file before compiling
   c.workers = 2                         # host threads reading and sampling caches
   c.progress = True

@@ -95,6 +95,9 @@ def main(argv: Sequence[str]) -> int:
 
 
 def entry() -> None:
+    from nepa3d_jax import hostmem
+
+    hostmem.reexec_with_hugepages()  # before any large allocation; see hostmem's docstring
     app.run(main)
 
 

@@ -334,6 +334,27 @@ def test_import_cli_writes_a_run_dir_that_loads_back(tmp_path, ckpts):
     assert resized.params["pos_emb"].shape == (1, 25, 32)
 
 
+def test_import_cli_as_a_module(tmp_path, ckpts):
+    """`python -m ...import_torch`: a run directory (config + Orbax params), or exit 2 with
+    the file and the offending arg named for an unsupported checkpoint; nothing left behind."""
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    cli = [sys.executable, "-m", "nepa3d_jax.checkpoint.import_torch"]
+    path, _ = ckpts["legacy_tokens"]
+    out = tmp_path / "run"
+    proc = subprocess.run([*cli, path, str(out)], capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "config.json").is_file()
+    assert any((out / "checkpoints").iterdir())
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt["args"]["arch"] = "encdec"
+    torch.save(ckpt, tmp_path / "encdec.pt")
+    proc = subprocess.run([*cli, str(tmp_path / "encdec.pt"), str(tmp_path / "bad")],
+                          capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 2
+    assert "encdec.pt" in proc.stderr and "arch='encdec'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "bad").exists()
+
+
 def test_torch_args_module_is_torch_and_flax_free():
     code = ("import sys; import nepa3d_jax.checkpoint.torch_args as m; "
             "bad = [n for n in ('torch', 'flax', 'jax') if n in sys.modules]; "

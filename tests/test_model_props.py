@@ -303,3 +303,18 @@ def test_bidirectional_model_without_positions_is_permutation_equivariant(tokens
     out_p = fwd(feat[:, perm], type_id[:, perm])
     for a, b in zip(out, out_p):
         np.testing.assert_allclose(np.asarray(a)[:, perm], np.asarray(b), rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("is_causal", [True, False])
+@pytest.mark.parametrize("impl", CPU_IMPLS)
+def test_represent_equals_the_rows_of_the_full_forward(tokens, params2, impl, is_causal):
+    """`represent` computes the last layer for a few rows only; values must not change."""
+    feat, type_id = tokens
+    rows = jnp.asarray([0, 3, 4, 7, 11, 5])  # any order, repeats of positions allowed
+    _, z_hat, h = _model(impl).apply({"params": params2}, feat, type_id, is_causal=is_causal)
+    got = jax.jit(lambda p, f, t, r: _model(impl).apply(
+        {"params": p}, f, t, r, is_causal=is_causal, method=QueryNepa.represent))(
+            params2, feat, type_id, rows)
+    np.testing.assert_allclose(got[0], z_hat[:, rows], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(got[1], h[:, rows], atol=1e-5, rtol=0)
+    assert got[1].shape == (feat.shape[0], rows.shape[0], D)

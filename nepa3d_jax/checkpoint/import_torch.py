@@ -33,8 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             and not args.overwrite:
         print(f"error: {out} already holds checkpoints (pass --overwrite)", file=sys.stderr)
         return 2
-    config, params, spec = torch_import.import_torch_checkpoint(args.checkpoint,
-                                                                max_len=args.max_len)
+    try:
+        config, params, spec = torch_import.import_torch_checkpoint(args.checkpoint,
+                                                                    max_len=args.max_len)
+    except (torch_import.CheckpointError, ValueError, OSError) as err:  # names file and key
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     config.workdir = str(out)
     config.torch_source = str(args.checkpoint)
     run_dir.save_params_only(out, params, config)

@@ -3,7 +3,8 @@
 Every shape of a CPAC pass has the same token layout, so batches have one fixed shape: the last
 batch is padded (by repeating its last sample) up to the batch size, which is itself a multiple
 of the device count. Batches are split over the `data` axis of a mesh of this process's devices;
-parameters are replicated. Only the representation at the query positions leaves the device.
+parameters are replicated. Only the representation at the query positions is computed in the
+last layer (`QueryNepa.represent`) and leaves the device.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ class RepresentationFn:
         if model is not None and params is not None:
             self._params = jax.device_put(params, self._replicated)
 
-            def fn(params, feat, type_id, q_pos):
-                out = model.apply({"params": params}, feat, type_id, is_causal=True)
-                return jnp.take(out[out_index], q_pos, axis=1).astype(jnp.float32)
+            def fn(params, feat, type_id, q_pos):  # last layer for the query rows only
+                z_hat, h = model.apply({"params": params}, feat, type_id, q_pos, is_causal=True,
+                                       method=type(model).represent)
+                return (z_hat if rep_source == "zhat" else h).astype(jnp.float32)
         else:  # only a forward function: parameters travel inside it
             self._params = None
             forward = pretrained.forward

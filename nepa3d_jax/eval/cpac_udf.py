@@ -48,8 +48,8 @@ def validate(c) -> None:
             raise ValueError(f"config.{name}={c[name]} must be >= 0")
     if int(c.n_query) == 0:
         raise ValueError("config.n_query=0: CPAC needs query points")
-    if int(c.batch_size) < 1:
-        raise ValueError(f"config.batch_size={c.batch_size} must be >= 1")
+    if int(c.batch_size) < 0:
+        raise ValueError(f"config.batch_size={c.batch_size} must be >= 0 (0: automatic)")
     for name in ("context_mode_train", "context_mode_test"):
         _choice(c, name, sampling.CONTEXT_MODES)
     _choice(c, "rep_source", REP_SOURCES)
@@ -69,6 +69,14 @@ def validate(c) -> None:
         raise ValueError(f"config.ckpt={c.ckpt!r}: no such file or run directory")
     if not os.path.isdir(str(c.cache_root)):
         raise ValueError(f"config.cache_root={c.cache_root!r} is not a directory")
+
+
+def default_batch_size() -> int:
+    """Shapes per call for `batch_size=0`: one per device on CPU, where a single Run-A sequence
+    keeps its activations in cache and larger batches are slower per shape; 8 per device on
+    accelerators."""
+    per_device = 1 if jax.default_backend() == "cpu" else 8
+    return per_device * jax.local_device_count()
 
 
 def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
@@ -229,7 +237,8 @@ def run(config) -> dict[str, Any]:
     t_loaded = time.perf_counter()
     if not baseline_only:
         # no bigger than the larger pass: small runs would otherwise mostly compute padding
-        bs = min(int(c.batch_size), max(len(tr_paths), len(te_paths)))
+        bs = int(c.batch_size) or default_batch_size()
+        bs = min(bs, max(len(tr_paths), len(te_paths)))
         rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs)
     qa_tokens, qa_layout, add_eos = (qa if qa[0] is not None else (True, "interleave", True))
 

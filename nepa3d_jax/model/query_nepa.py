@@ -78,3 +78,11 @@ class QueryNepa(nn.Module):
         z = self.embed_tokens(feat_BTF, type_id_BT)
         h = self.backbone(z, attn_mask_BTT, bool(is_causal))
         return z, self.pred_head(h), h
+
+    def represent(self, feat_BTF: jax.Array, type_id_BT: jax.Array, rows_M: jax.Array, *,
+                  is_causal: bool = True) -> tuple[jax.Array, jax.Array]:
+        """(z_hat, h) at the positions `rows_M` only, each (B, M, d_model): the same values as
+        `__call__`'s rows, with the last layer computed for those rows alone (inference)."""
+        z = self.embed_tokens(feat_BTF, type_id_BT)
+        h = self.backbone(z, None, bool(is_causal), rows_M)
+        return self.pred_head(h), h

@@ -62,18 +62,34 @@ class SelfAttention(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x_BTD: jax.Array, mask_BTT: jax.Array | None) -> jax.Array:
+    def __call__(self, x_BTD: jax.Array, mask_BTT: jax.Array | None,
+                 rows_M: jax.Array | None = None) -> jax.Array:
+        """(B, T, D) -> (B, T, D); with `rows_M`, only the outputs of those positions
+        (B, M, D): queries of those rows against every key (see `Encoder`)."""
         d, h = self.d_model, self.heads
         w = self.param("in_proj_kernel", xavier_uniform_packed(d), (d, 3 * d), jnp.float32)
         b = self.param("in_proj_bias", nn.initializers.zeros, (3 * d,), jnp.float32)
-        qkv_BTE = jnp.dot(x_BTD, w.astype(self.dtype)) + b.astype(self.dtype)
+        w, b = w.astype(self.dtype), b.astype(self.dtype)
         bsz, t, _ = x_BTD.shape
-        q, k, v = (a.reshape(bsz, t, h, d // h) for a in jnp.split(qkv_BTE, 3, axis=-1))
-        o_BTHD = attention.dot_product_attention(q, k, v, is_causal=self.is_causal,
-                                                 mask_BTT=mask_BTT,
-                                                 implementation=self.attention)
-        o_BTD = o_BTHD.reshape(bsz, t, d)
-        return dense(d, d, self.dtype, "out_proj", zero_bias=True)(o_BTD)
+        if rows_M is None:
+            qkv_BTE = jnp.dot(x_BTD, w) + b
+            q, k, v = (a.reshape(bsz, t, h, d // h) for a in jnp.split(qkv_BTE, 3, axis=-1))
+            o_BTHD = attention.dot_product_attention(q, k, v, is_causal=self.is_causal,
+                                                     mask_BTT=mask_BTT,
+                                                     implementation=self.attention)
+            return dense(d, d, self.dtype, "out_proj", zero_bias=True)(o_BTHD.reshape(bsz, t, d))
+        if mask_BTT is not None:
+            raise ValueError("output rows cannot be combined with an attention mask")
+        m = rows_M.shape[0]
+        q = (jnp.dot(jnp.take(x_BTD, rows_M, axis=1), w[:, :d]) + b[:d]).reshape(bsz, m, h, d // h)
+        kv_BTE = jnp.dot(x_BTD, w[:, d:]) + b[d:]
+        k, v = (a.reshape(bsz, t, h, d // h) for a in jnp.split(kv_BTE, 2, axis=-1))
+        # Row i sees key j iff j <= rows[i] (causal) or always (bidirectional).
+        allowed_MT = (jnp.arange(t)[None, :] <= rows_M[:, None]) if self.is_causal else \
+            jnp.ones((m, t), bool)
+        o_BMHD = jax.nn.dot_product_attention(q, k, v, mask=allowed_MT[None, None],
+                                              implementation="xla")
+        return dense(d, d, self.dtype, "out_proj", zero_bias=True)(o_BMHD.reshape(bsz, m, d))
 
 
 class EncoderLayer(nn.Module):
@@ -85,10 +101,12 @@ class EncoderLayer(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x_BTD: jax.Array, mask_BTT: jax.Array | None) -> jax.Array:
+    def __call__(self, x_BTD: jax.Array, mask_BTT: jax.Array | None,
+                 rows_M: jax.Array | None = None) -> jax.Array:
         y = layer_norm(self.dtype, "norm1")(x_BTD)
-        x_BTD = x_BTD + SelfAttention(self.d_model, self.heads, self.is_causal, self.attention,
-                                      self.dtype, name="self_attn")(y, mask_BTT)
+        a = SelfAttention(self.d_model, self.heads, self.is_causal, self.attention, self.dtype,
+                          name="self_attn")(y, mask_BTT, rows_M)
+        x_BTD = (x_BTD if rows_M is None else jnp.take(x_BTD, rows_M, axis=1)) + a
         y = layer_norm(self.dtype, "norm2")(x_BTD)
         y = dense(self.mlp_dim, self.d_model, self.dtype, "linear1")(y)
         y = nn.gelu(y, approximate=False)
@@ -108,9 +126,15 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x_BTD: jax.Array, mask_BTT: jax.Array | None,
-                 is_causal: bool) -> jax.Array:
+                 is_causal: bool, rows_M: jax.Array | None = None) -> jax.Array:
+        """(B, T, D) hidden states; with `rows_M` (M,) int positions, only those rows
+        (B, M, D) of the output. Every layer but the last needs all positions (they are the
+        last layer's keys), so only the last layer is cut down: its queries, out-projection
+        and MLP run on the M rows (inference, e.g. CPAC reads the query positions only)."""
         layer_cls = nn.remat(EncoderLayer) if self.remat else EncoderLayer
         for i in range(self.layers):
+            last = i == self.layers - 1
             x_BTD = layer_cls(self.d_model, self.heads, self.mlp_dim, bool(is_causal),
-                              self.attention, self.dtype, name=f"layers_{i}")(x_BTD, mask_BTT)
+                              self.attention, self.dtype, name=f"layers_{i}")(
+                                  x_BTD, mask_BTT, rows_M if last else None)
         return x_BTD
