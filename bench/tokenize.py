@@ -102,11 +102,13 @@ def time_ours(shapes, opts, batch, precomputed, repeats):
     fn = jax.jit(functools.partial(tok.build_batch, **opts))
     keys = jax.random.split(jax.random.key(0), batch)
     jax.block_until_ready(fn(stack, keys))  # compile
-    t0 = time.perf_counter()
-    for i in range(repeats):
+    times = []
+    for i in range(repeats):  # median call: one batch takes milliseconds, the VM is noisy
         keys = jax.random.split(jax.random.key(i + 1), batch)
+        t0 = time.perf_counter()
         jax.block_until_ready(fn(stack, keys))
-    return batch * repeats / (time.perf_counter() - t0)
+        times.append(time.perf_counter() - t0)
+    return batch / float(np.median(times))
 
 
 def time_original(reference_src, shapes, opts, precomputed, n_samples):
@@ -114,15 +116,17 @@ def time_original(reference_src, shapes, opts, precomputed, n_samples):
     from nepa3d.token.tokenizer import build_sequence  # the original, numpy only
 
     rng = np.random.RandomState(0)
-    t0 = time.perf_counter()
+    times = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(n_samples):
+        for i in range(n_samples):  # median sample, as for ours
             s = shapes[i % len(shapes)]
             rays = [s[k] if opts["n_ray"] else None for k in RAY_FIELDS]
+            t0 = time.perf_counter()
             build_sequence(s["pt_xyz"], s["pt_dist"], *rays, rng=rng,
                            pt_fps_order=s["pt_fps_order"] if precomputed else None, **opts)
-    return n_samples / (time.perf_counter() - t0)
+            times.append(time.perf_counter() - t0)
+    return 1.0 / float(np.median(times))
 
 
 def main(argv=None):
@@ -131,8 +135,8 @@ def main(argv=None):
     ap.add_argument("--reference-src", default=None, help="checkout of the original")
     ap.add_argument("--cache-root", default=None, help="npz caches of the preset's sizes")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--original-samples", type=int, default=64,
+    ap.add_argument("--repeats", type=int, default=30, help="our batches (median is reported)")
+    ap.add_argument("--original-samples", type=int, default=256,
                     help="samples the original tokenizes with pre-computed orders "
                          "(a sixteenth of that with FPS on the fly)")
     args = ap.parse_args(argv)

@@ -144,25 +144,25 @@ def original_step_time(reference_src, config, feat, type_id, steps: int) -> floa
     return time_calls(one, steps)
 
 
-def attention_choices(requested: str, batch: int, heads: int, t: int) -> list[str]:
+def attention_choices(requested: str, batch: int, heads: int, t: int, layers: int) -> list[str]:
     """`auto` first (the headline), then the explicit implementations that can run here.
 
-    On CPU the `xla` path keeps every head's (T, T) scores for the backward; it is left out
-    when those would take more than a third of this machine's memory (Run-A at batch 2 would
-    need ~10 GB and used to kill the bench before the original was measured).
+    On CPU the `xla` path keeps every layer's (B, H, T, T) scores and probabilities for the
+    backward; it is left out when those would take more than a third of this machine's
+    memory (Run-A at batch 2: ~19 GB; it was OOM-killed at 24 GB before the original ran).
     """
     if requested:
         return [a.strip() for a in requested.split(",") if a.strip()]
     if jax.default_backend() == "gpu":
         return ["auto", "xla", "cudnn"]
     choices = ["auto", "blockwise"]
-    scores = 3 * 4 * batch * heads * t * t  # scores, probabilities and their gradient
+    scores = layers * 3 * 4 * batch * heads * t * t  # per layer: scores, probs, a gradient
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         mem = 0
     if mem and scores < mem / 3:
-        choices.insert(1, "xla")
+        choices.append("xla")
     else:
         print(f"  ours attention=xla: skipped ({scores / 2**30:.1f} GiB of scores)")
     return choices
@@ -197,7 +197,8 @@ def main() -> None:
           f"heads={config.model.heads}")
 
     results = {}
-    for attention in attention_choices(args.attention, batch, int(config.model.heads), t):
+    for attention in attention_choices(args.attention, batch, int(config.model.heads), t,
+                                       int(config.model.layers)):
         try:
             sec, compile_s, n_params = ours(config.copy_and_resolve_references(), pools,
                                             args.steps, attention)

@@ -115,17 +115,7 @@ def test_compare_cli_and_bad_dir(tmp_path):
         compare.compare([str(tmp_path / "nope")])
 
 
-def test_launch_script_passes_shellcheck():
-    script = REPO / "launch" / "eval_bundle.sh"
-    if not any((pathlib.Path(p) / "shellcheck").exists()
-               for p in os.environ.get("PATH", "").split(os.pathsep)):
-        pytest.skip("shellcheck is not installed")
-    subprocess.run(["shellcheck", str(script)], check=True)
-
-
 def test_eval_bundle_config_loads():
-    if not (REPO / "configs" / "cpac_udf.py").exists():
-        pytest.skip("configs/cpac_udf.py (CPAC engineer) not present yet")
     from nepa3d_jax.config import load_config
     c = load_config(str(REPO / "configs" / "eval_bundle.py"),
                     ["ckpt=runs/x", "scan.epochs=3", "modelnet.cache_root=none"])

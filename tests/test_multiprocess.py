@@ -105,16 +105,18 @@ def assert_same_adam_run(a_tree, b_tree, *, lr: float, steps: int) -> None:
 
     Adam divides each update by the root of its own second moment, so for an element whose
     gradient is ~0 the order of the cross-process sum can flip the update's sign: such an
-    element may differ by up to ~2 lr per step (observed: 1 of 96 elements of one bias, 2e-5
-    at lr 1e-3). Every other element must agree to 1e-5; a wrong restore (another step,
-    another layout) moves most elements by ~lr and fails.
+    element may differ by up to ~2 lr per step (observed: 1-2 of the ~3,000 elements, 2e-5
+    at lr 1e-3). All elements must stay inside that bound and 99% must agree to 1e-5; a
+    wrong restore (another step, another layout) moves most elements by ~lr and fails.
     """
+    close, total = 0, 0
     for a, b in zip(jax.tree.leaves(a_tree), jax.tree.leaves(b_tree), strict=True):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         assert a.shape == b.shape
         diff = np.abs(a - b)
         assert diff.max() <= 2 * lr * steps, diff.max()
-        assert (diff <= 1e-5).mean() >= 0.98, (diff > 1e-5).sum()
+        close, total = close + int((diff <= 1e-5).sum()), total + diff.size
+    assert close >= 0.99 * total, (total - close, total)
 
 
 def test_two_process_training_matches_one_process_and_restores_in_one(reference_dir, tmp_path):
@@ -149,6 +151,13 @@ def test_two_process_training_matches_one_process_and_restores_in_one(reference_
     # Restore in one process: params only (inference) ...
     _, params = load_params(mp)
     assert_same_adam_run(params, single["state"].params, lr=1e-3, steps=STEPS)
+    # ... the same values, bit for bit, as the full-state restore of the finished run.
+    final_dir = tmp_path / "final"
+    shutil.copytree(mp, final_dir)
+    final = loop.run(load_config(str(config_file), [f"workdir={final_dir}"]), return_state=True)
+    assert final["resumed_from"] == STEPS and final["step"] == STEPS
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(final["state"].params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # ... and the full state + data position: resume the two-process step-2 checkpoint here.
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(mp, resumed_dir)

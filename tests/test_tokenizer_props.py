@@ -176,6 +176,24 @@ def test_random_choice_distinct_and_cycling():
     assert set(short.tolist()) == set(range(5))
 
 
+def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
+    fn = jax.jit(jax.vmap(sampling.random_subset, in_axes=(0, None, None)), static_argnums=2)
+    mask = sampling.valid_mask(40, 30)  # 30 valid entries, 10 of padding
+    got = np.asarray(fn(jax.random.split(jax.random.key(7), 6000), mask, 6))
+    assert got.shape == (6000, 6) and got.max() < 30
+    assert (np.diff(got, axis=1) > 0).all()  # distinct, in increasing index order
+    # Each valid index is picked with probability 6/30: 1200 of 6000 draws, sd ~31.
+    counts = np.bincount(got.ravel(), minlength=30)
+    assert np.abs(counts - 1200).max() < 5 * 31, counts
+    # All entries: the identity; the ray path picks such subsets when the pool is large enough.
+    np.testing.assert_array_equal(sampling.random_subset(jax.random.key(0), mask, 30),
+                                  np.arange(30))
+    picks = np.asarray(sampling.choice_like_original(jax.random.key(1), 30, 40, 8))
+    assert len(set(picks.tolist())) == 8 and picks.max() < 30
+    repl = np.asarray(sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
+    assert repl.max() < 5  # fewer than k valid: draws with replacement, as the original
+
+
 def test_morton_and_sorting():
     rng = np.random.RandomState(1)
     xyz = rng.uniform(-1.2, 1.2, (60, 3)).astype(np.float32)

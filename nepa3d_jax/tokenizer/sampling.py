@@ -135,15 +135,45 @@ def random_choice(key: jax.Array, mask_N: jax.Array, k: int) -> jax.Array:
     return top[lax.iota(jnp.int32, k) % jnp.maximum(count, 1)]
 
 
+_KEY_MAX = 2**31 - 2  # random keys of valid entries lie in [0, _KEY_MAX]; padding above
+
+
+def random_subset(key: jax.Array, mask_N: jax.Array, k: int) -> jax.Array:
+    """k distinct valid indices, a uniformly random subset, in increasing index order (int32).
+
+    For callers that reorder the subset anyway (rays are sorted by direction next): the k
+    smallest of random 31-bit keys, found by bisecting for the threshold (31 counting
+    passes) and compacting in index order, about 3x cheaper on CPU than `top_k`. Needs at
+    least k valid entries (the tail is 0 otherwise). Keys tied exactly at the threshold
+    (chance ~1e-2 per draw of 8000 entries) resolve to the lower index.
+    """
+    n = mask_N.shape[0]
+    u = jnp.minimum(jax.random.bits(key, (n,), jnp.uint32) >> 1, _KEY_MAX).astype(jnp.int32)
+    u = jnp.where(mask_N, u, _KEY_MAX + 1)
+
+    def halve(_, lo_hi):  # invariant: count(u <= hi) >= k
+        lo, hi = lo_hi
+        mid = lo + (hi - lo) // 2
+        enough = jnp.sum((u <= mid).astype(jnp.int32)) >= k
+        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+
+    _, t = lax.fori_loop(0, 31, halve, (jnp.int32(0), jnp.int32(_KEY_MAX)))
+    take = u <= t
+    pos = jnp.cumsum(take.astype(jnp.int32)) - 1
+    slot = jnp.where(take & (pos < k), pos, k)  # k: dropped
+    return jnp.zeros((k,), jnp.int32).at[slot].set(lax.iota(jnp.int32, n), mode="drop")
+
+
 def choice_like_original(key: jax.Array, count, n: int, k: int) -> jax.Array:
-    """The original's ray choice: without replacement when the pool has >= k entries,
-    otherwise k uniform draws with replacement."""
+    """The original's ray choice: a uniformly random subset when the pool has >= k entries
+    (returned in pool order: the rays are sorted by direction next, so the subset's order
+    never shows), otherwise k uniform draws with replacement."""
     k_perm, k_repl = jax.random.split(key)
     count = jnp.asarray(count, jnp.int32)
     with_repl = jax.random.randint(k_repl, (k,), 0, jnp.maximum(count, 1), jnp.int32)
     if k > n:
         return with_repl
-    distinct = random_choice(k_perm, valid_mask(n, count), k)
+    distinct = random_subset(k_perm, valid_mask(n, count), k)
     return jnp.where(count >= k, distinct, with_repl)
 
 
