@@ -1,8 +1,8 @@
 """Transparent huge pages for the host allocator, set before the process starts working.
 
 On CPU every step allocates fresh activation buffers of tens to hundreds of MB; with 4 KiB
-pages each first touch is a page fault, measured at ~1 GB/s on the 2-core CI machines, which
-costs 10-17% of a Run-A training step or CPAC pass. glibc (>= 2.35) can back its large
+pages each first touch is a page fault, measured at ~1 GB/s on a 2-core Zen 3 VM, where
+this cost 13% of a Run-A fwd+bwd (on a Zen 5 VM the gain was within noise). glibc (>= 2.35) can back its large
 allocations with transparent huge pages when `GLIBC_TUNABLES` holds `glibc.malloc.hugetlb=1`,
 but glibc reads that variable only at start-up, so `python -m nepa3d_jax.main` re-executes
 itself once with it set (same pid, same arguments; PBS tasks are unaffected). Numbers are
