@@ -1,5 +1,6 @@
 """Cache reading and validation, backends, mixtures and the host input pipeline.
 
+npz        thread-safe `.npz` reads (npy header parsing is not thread-safe in CPython 3.11)
 schema     the cache key/shape/dtype contract, `check_cache_file`, `load_cache`, `CacheError`
 backends   `apply_backend`: which cached pools a shape exposes (mesh, pointcloud*, udfgrid, voxel)
 voxel      the voxel backend's occupancy, distance transform and vectorised ray walk

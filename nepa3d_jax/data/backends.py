@@ -60,7 +60,7 @@ def backend_pools(npz: Mapping[str, Any], backend: str, *, voxel_grid: int = 64,
                   voxel_dilate: int = 1, voxel_max_steps: int = 0) -> dict[str, Any]:
     """The original backend's pool dict, keyed by the original's names.
 
-    `npz` may be a lazy `np.load` result: only the keys the backend reads are decompressed.
+    `npz` may be a lazy `data.npz.Npz`: only the keys the backend reads are decompressed.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")

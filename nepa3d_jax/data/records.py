@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from nepa3d_jax.data import backends, schema
+from nepa3d_jax.data import backends, npz, schema
 from nepa3d_jax.data.schema import CacheError
 
 
@@ -50,13 +50,11 @@ class CheckedRecord(Mapping):
     def __init__(self, path: str):
         self.path = path
         try:
-            self._z = np.load(path, allow_pickle=False)
+            self._z = npz.Npz(path)
         except FileNotFoundError as e:
             raise CacheError(f"{path}: file not found") from e
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise CacheError(f"{path}: not a readable .npz (truncated or not a zip: {e})") from e
-        if not isinstance(self._z, np.lib.npyio.NpzFile):
-            raise CacheError(f"{path}: not an .npz archive")
         self._keys = set(self._z.files)
         self._cache: dict[str, np.ndarray] = {}
 

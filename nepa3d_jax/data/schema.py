@@ -16,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from nepa3d_jax.data import npz
+
 
 class CacheError(ValueError):
     """A cache file or cache root is unusable; the message names the file and the key."""
@@ -122,11 +124,7 @@ def read_headers(path: str | os.PathLike,
                     continue
                 with zf.open(name) as f:
                     try:
-                        version = np.lib.format.read_magic(f)
-                        if version == (1, 0):
-                            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                        else:
-                            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                        shape, _, dtype = npz.read_header(f)
                     except (ValueError, OSError, EOFError) as e:
                         raise CacheError(f"{path} [{key}]: unreadable npy header ({e})") from e
                 out[key] = ArrayHeader(tuple(int(s) for s in shape), np.dtype(dtype))
@@ -213,7 +211,7 @@ def check_cache_file(path: str | os.PathLike, required_keys: Iterable[Requiremen
     if not keys:
         return problems
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with npz.Npz(path) as z:
             for key in sorted(keys):
                 a = z[key]
                 if a.dtype.kind == "f" and key not in NONFINITE_ALLOWED:
@@ -238,13 +236,11 @@ def load_cache(path: str | os.PathLike, keys: Sequence[str]) -> dict[str, np.nda
     path = os.fspath(path)
     out: dict[str, np.ndarray] = {}
     try:
-        z = np.load(path, allow_pickle=False)
+        z = npz.Npz(path)
     except FileNotFoundError as e:
         raise CacheError(f"{path}: file not found") from e
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise CacheError(f"{path}: not a readable .npz (truncated or not a zip: {e})") from e
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise CacheError(f"{path}: not an .npz archive (a single .npy array)")
     with z:
         for key in keys:
             if key not in z.files:

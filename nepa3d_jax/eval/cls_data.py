@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nepa3d_jax.data import backends as backends_lib
+from nepa3d_jax.data import npz
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError
 from nepa3d_jax.eval.cls_split import label_from_path
 
@@ -47,7 +48,7 @@ def path_seed(path: str, eval_seed: int) -> int:
 def read_sample(path: str, opts: PoolOptions) -> dict:
     """Unpadded pools of one cache file; CacheError naming the file (and key) when unusable."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with npz.Npz(path) as z:
             for group in BACKEND_REQUIRED_KEYS[opts.backend]:
                 group = (group,) if isinstance(group, str) else tuple(group)
                 if not any(k in z.files for k in group):

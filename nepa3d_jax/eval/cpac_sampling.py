@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from nepa3d_jax.data import npz
 from nepa3d_jax.data.backends import backend_pools
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError, check_cache_file
 from nepa3d_jax.eval.cpac_grid import sample_grid_queries
@@ -101,13 +102,11 @@ class _Npz(Mapping):
     def __init__(self, path: str):
         self.path = path
         try:
-            self._z = np.load(path, allow_pickle=False)
+            self._z = npz.Npz(path)
         except FileNotFoundError as e:
             raise CacheError(f"{path}: file not found") from e
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise CacheError(f"{path}: not a readable .npz ({e}){_link_hint(path)}") from e
-        if not isinstance(self._z, np.lib.npyio.NpzFile):
-            raise CacheError(f"{path}: not an .npz archive")
         self._cache: dict[str, np.ndarray] = {}
 
     def __contains__(self, key: object) -> bool:
