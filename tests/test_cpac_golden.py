@@ -4,6 +4,9 @@
 were produced by the original `nepa3d.analysis.completion_cpac_udf` (commit d3eba2d, CPU, torch
 2.13) on the same reference caches, with checkpoints written by `_torch_checkpoint` below
 (deterministic numpy weights), and the flags given next to each value.
+`test_expected_values_regenerate_from_the_original` reruns the original on every case when its
+source is checked out at `ref_src/` (development only; it skips elsewhere), so each stored value
+can be reproduced; `pytest tests/test_cpac_golden.py -k regenerate -s` prints them.
 
 The reference folder's `unpaired/` view may hold its symlinks flattened into small text files;
 the tests rebuild the view with real links in a temporary directory that then serves as the
@@ -13,6 +16,8 @@ working directory, so the globbed path strings (which seed the sampling) are unc
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -224,3 +229,47 @@ def test_protocol_options_match_the_original(name, workdir, reference_dir, monke
     else:
         assert out["near@tau_report"]["mae"] == pytest.approx(want["near_mae"], rel=REL)
         assert os.path.getsize(png) > 1000
+
+
+REF_SRC = pathlib.Path(__file__).resolve().parents[1] / "ref_src"
+# The reference README's command line for the golden fixture; each case overrides some flags.
+GOLDEN_FLAGS = dict(cache_root="unpaired", split="eval", context_backend="pointcloud_noray",
+                    head_train_split="train_udf", head_train_backend="udfgrid", ridge_lambda=1e-3,
+                    tau=0.03, eval_seed=0, disjoint_context_query=1, rep_source="h",
+                    query_source="pool", baseline="nn_copy")
+# name -> (checkpoint: None = tiny_qa, else `_torch_checkpoint` kwargs; flags; expected values)
+REGEN_CASES = {
+    "resized": (None, dict(n_context=64, n_query=32, max_len=194), RESIZED),
+    **{f"layout_{n}": (kw, dict(n_context=16, n_query=16), want)
+       for n, (kw, want) in LAYOUTS.items()},
+    **{f"option_{n}": (None, dict(n_context=16, n_query=16, **kw), want)
+       for n, (kw, want) in OPTIONS.items()},
+}
+
+
+@pytest.mark.skipif(not (REF_SRC / "nepa3d").is_dir(),
+                    reason="original source not checked out at ref_src/ (development-only check)")
+@pytest.mark.parametrize("name", sorted(REGEN_CASES))
+def test_expected_values_regenerate_from_the_original(name, workdir, reference_dir, tmp_path):
+    ckpt_kw, flags, want = REGEN_CASES[name]
+    if ckpt_kw is None:
+        ckpt = str(reference_dir / "ckpt" / "tiny_qa" / "last.pt")
+    else:
+        ckpt = _torch_checkpoint(tmp_path / f"{name}.pt", **ckpt_kw)
+    out_json = tmp_path / "original.json"
+    cmd = [sys.executable, "-m", "nepa3d.analysis.completion_cpac_udf", "--ckpt", ckpt,
+           "--out_json", str(out_json)]
+    for k, v in {**GOLDEN_FLAGS, **flags}.items():
+        cmd += [f"--{k}", str(v)]
+    proc = subprocess.run(cmd, cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REF_SRC)),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(out_json.read_text())
+    print(name, {k: got[k] for k in ("mae", "rmse", "iou@tau", "baseline")},
+          "near_mae", got.get("near@tau_report", {}).get("mae"),
+          "n_train", got["n_shapes_head_train"])
+    _check(got, want)
+    if "n_train" in want:
+        assert got["n_shapes_head_train"] == want["n_train"]
+    if want.get("near_mae") is not None:
+        assert got["near@tau_report"]["mae"] == pytest.approx(want["near_mae"], rel=REL)

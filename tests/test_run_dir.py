@@ -89,3 +89,24 @@ def test_provenance_names_versions_devices_and_warnings():
     assert record["devices"]["platform"] == "cpu"
     assert record["warnings"] == ["lr looks wrong"] and record["extra_field"] == 1
     assert "git_commit" in record
+
+
+def test_git_commit_names_head_and_marks_edits(tmp_path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t",
+                               "-c", "user.email=t@example.com", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    assert rd.git_commit(tmp_path) is None  # not a checkout
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a")
+    git("add", "f.txt")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "HEAD")
+    assert len(head) == 40 and rd.git_commit(tmp_path) == head
+    (tmp_path / "untracked.txt").write_text("ignored by -uno")
+    assert rd.git_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("b")
+    assert rd.git_commit(tmp_path) == head + "+dirty"
