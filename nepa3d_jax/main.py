@@ -22,8 +22,8 @@ _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "configs/demo.py"
 JOB_MODULES = {
     "pretrain": "nepa3d_jax.train.loop",
-    "cpac_udf": "nepa3d_jax.eval.cpac_udf",
-    "finetune_cls": "nepa3d_jax.eval.finetune_cls",
+    "cpac_udf": "nepa3d_jax.eval.cpac.udf",
+    "finetune_cls": "nepa3d_jax.eval.cls.finetune",
     "eval_bundle": "nepa3d_jax.eval.bundle",
 }
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the run saved and stopped early; rerun to resume

@@ -10,7 +10,8 @@ import sys
 import ml_collections
 import pytest
 
-from nepa3d_jax.eval import bundle, compare
+from nepa3d_jax.eval import bundle
+from nepa3d_jax.eval import compare
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

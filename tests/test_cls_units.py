@@ -8,7 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nepa3d_jax.eval import cls_augment, cls_mc, cls_model, cls_pooling, cls_split
+from nepa3d_jax.eval.cls import augment as cls_augment
+from nepa3d_jax.eval.cls import mc as cls_mc
+from nepa3d_jax.eval.cls import model as cls_model
+from nepa3d_jax.eval.cls import pooling as cls_pooling
+from nepa3d_jax.eval.cls import split as cls_split
 from nepa3d_jax.tokenizer import types as tt
 
 
@@ -199,7 +203,7 @@ def test_with_pos_len_resizes_only_the_table():
 
 
 def test_optimizer_adamw_and_frozen_backbone():
-    from nepa3d_jax.eval import cls_steps
+    from nepa3d_jax.eval.cls import steps as cls_steps
     params = dict(backbone=dict(w=jnp.ones((3,))), head=dict(kernel=jnp.ones((3, 2)),
                                                            bias=jnp.zeros((2,))))
     grads = jax.tree.map(jnp.ones_like, params)

@@ -25,7 +25,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from configs import cpac_udf as cpac_config  # noqa: E402
-from nepa3d_jax.eval import cpac_udf  # noqa: E402
+from nepa3d_jax.eval.cpac import udf as cpac_udf  # noqa: E402
 
 REL = 1e-4  # metrics: relative tolerance of the reference README
 
@@ -153,8 +153,8 @@ def test_sharded_padded_batches_equal_one_device(reference_dir):
     import jax
 
     from nepa3d_jax.checkpoint import load_pretrained
-    from nepa3d_jax.eval import cpac_tokens
-    from nepa3d_jax.eval.cpac_extract import RepresentationFn
+    from nepa3d_jax.eval.cpac import tokens as cpac_tokens
+    from nepa3d_jax.eval.cpac.extract import RepresentationFn
 
     pre = load_pretrained(str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"))
     lay = cpac_tokens.token_layout(4, 4, qa_tokens=True, causal_prefix=True)

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval import cpac_sampling as cs
-from nepa3d_jax.eval import cpac_tokens as ct
-from nepa3d_jax.eval import cpac_report, cpac_udf
-from nepa3d_jax.eval import udf_metrics as um
-from nepa3d_jax.eval.ridge import RidgeAccumulator, ridge_fit, ridge_predict
+from nepa3d_jax.eval.cpac import sampling as cs
+from nepa3d_jax.eval.cpac import tokens as ct
+from nepa3d_jax.eval.cpac import report as cpac_report
+from nepa3d_jax.eval.cpac import udf as cpac_udf
+from nepa3d_jax.eval.cpac import metrics as um
+from nepa3d_jax.eval.cpac.ridge import RidgeAccumulator, ridge_fit, ridge_predict
 
 # A 10-point pool; Morton codes (10 bits) of these points, for the record:
 # [1073483327, 258111, 948557962, 352321535, 218103807, 58701819, 495315029, 568102344,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from nepa3d_jax.eval.finetune_cls import write_json_atomic
+from nepa3d_jax.eval.cls.finetune import write_json_atomic
 
 STEPS = ("scan", "cpac", "modelnet")
 OUT_NAMES = dict(scan="cls_scanobjectnn", cpac="cpac_udf", modelnet="cls_modelnet40")
@@ -46,7 +46,8 @@ def _summary(name: str, result: dict) -> dict:
 
 
 def _runners() -> dict[str, Callable[[ml_collections.ConfigDict], dict]]:
-    from nepa3d_jax.eval import cpac_udf, finetune_cls
+    from nepa3d_jax.eval.cpac import udf as cpac_udf
+    from nepa3d_jax.eval.cls import finetune as finetune_cls
     return dict(scan=finetune_cls.run, modelnet=finetune_cls.run, cpac=cpac_udf.run)
 
 

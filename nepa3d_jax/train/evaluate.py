@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import ml_collections
 
-EVALUATORS = ("cpac_udf", "finetune_cls")
+EVALUATORS = {"cpac_udf": "nepa3d_jax.eval.cpac.udf", "finetune_cls": "nepa3d_jax.eval.cls.finetune"}
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -39,7 +39,7 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
 def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
     if name not in EVALUATORS:
         raise ValueError(f"train.eval_after={name!r}: must be one of {', '.join(EVALUATORS)}")
-    module = importlib.import_module(f"nepa3d_jax.eval.{name}")
+    module = importlib.import_module(EVALUATORS[name])
     return module.run(evaluator_config(config, name))
 
 

@@ -23,13 +23,13 @@ import jax
 import numpy as np
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval import cpac_report as report
-from nepa3d_jax.eval import cpac_sampling as sampling
-from nepa3d_jax.eval import cpac_tokens as tokens
-from nepa3d_jax.eval import udf_metrics as um
-from nepa3d_jax.eval.cpac_extract import REP_SOURCES, RepresentationFn, checkpoint_max_len
-from nepa3d_jax.eval.cpac_grid import GRID_MODES
-from nepa3d_jax.eval.ridge import RidgeAccumulator, ridge_fit, ridge_predict
+from nepa3d_jax.eval.cpac import report
+from nepa3d_jax.eval.cpac import sampling
+from nepa3d_jax.eval.cpac import tokens
+from nepa3d_jax.eval.cpac import metrics as um
+from nepa3d_jax.eval.cpac.extract import REP_SOURCES, RepresentationFn, checkpoint_max_len
+from nepa3d_jax.eval.cpac.grid import GRID_MODES
+from nepa3d_jax.eval.cpac.ridge import RidgeAccumulator, ridge_fit, ridge_predict
 
 log = logging.getLogger(__name__)
 BASELINES = ("none", "nn_copy")
@@ -347,6 +347,6 @@ def run(config) -> dict[str, Any]:
         report.write_json_atomic(str(c.out_json), out)
         log.info("CPAC-UDF written to %s", c.out_json)
     if str(c.get("plot_png", "")) and not baseline_only:
-        from nepa3d_jax.eval import cpac_plot
+        from nepa3d_jax.eval.cpac import plot as cpac_plot
         cpac_plot.save(str(c.plot_png), y_true, pred, n_query=int(c.n_query), tau=float(c.tau))
     return out

@@ -19,7 +19,9 @@ import ml_collections
 import numpy as np
 
 from nepa3d_jax.data.schema import BACKENDS
-from nepa3d_jax.eval import cls_augment, cls_model, cls_pooling
+from nepa3d_jax.eval.cls import augment as cls_augment
+from nepa3d_jax.eval.cls import model as cls_model
+from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.tokenizer import checks as tok_checks
 from nepa3d_jax.tokenizer import types as tt
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from nepa3d_jax.data import backends as backends_lib
 from nepa3d_jax.data import npz
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError
-from nepa3d_jax.eval.cls_split import label_from_path
+from nepa3d_jax.eval.cls.split import label_from_path
 
 RAY_VEC = ("ray_o", "ray_d", "ray_n")
 RAY_SCALAR = ("ray_hit", "ray_t")

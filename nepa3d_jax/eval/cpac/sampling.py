@@ -30,7 +30,7 @@ import numpy as np
 from nepa3d_jax.data import npz
 from nepa3d_jax.data.backends import backend_pools
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError, check_cache_file
-from nepa3d_jax.eval.cpac_grid import sample_grid_queries
+from nepa3d_jax.eval.cpac.grid import sample_grid_queries
 from nepa3d_jax.tokenizer.ordering import morton_codes_np
 
 CONTEXT_MODES = ("normal", "none", "mismatch")

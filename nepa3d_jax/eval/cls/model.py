@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nepa3d_jax.eval import cls_pooling
+from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.model.pos_emb import resize_pos_emb
 
 

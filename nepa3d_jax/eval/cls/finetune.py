@@ -24,8 +24,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from nepa3d_jax.eval import (cls_augment, cls_data, cls_model, cls_pooling, cls_setup,
-                             cls_split, cls_steps)
+from nepa3d_jax.eval.cls import augment as cls_augment
+from nepa3d_jax.eval.cls import data as cls_data
+from nepa3d_jax.eval.cls import model as cls_model
+from nepa3d_jax.eval.cls import pooling as cls_pooling
+from nepa3d_jax.eval.cls import setup as cls_setup
+from nepa3d_jax.eval.cls import split as cls_split
+from nepa3d_jax.eval.cls import steps as cls_steps
 
 
 def _logger(log_path: str) -> logging.Logger:

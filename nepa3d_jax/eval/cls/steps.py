@@ -17,7 +17,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from nepa3d_jax.eval import cls_augment, cls_mc, cls_model
+from nepa3d_jax.eval.cls import augment as cls_augment
+from nepa3d_jax.eval.cls import mc as cls_mc
+from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.tokenizer.sequence import build_batch
 
 AUG_FIELDS = ("pt_xyz", "pt_dist", "ray_o", "ray_d", "ray_n", "ray_t")
