@@ -10,15 +10,6 @@ per process x 4 GPUs).
 Expect: the first log lines state the protocol; no numbers from the plan (its runs skipped it).
 """
 
-import ml_collections
+from nepa3d_jax.eval.cls.defaults import modelnet40 as get_config
 
-from configs import cls_scanobjectnn
-
-
-def get_config() -> ml_collections.ConfigDict:
-  c = cls_scanobjectnn.get_config()
-  c.cache_root = "data/modelnet40_cache_v2"
-  c.out_json = "results/cls_modelnet40.json"
-  c.batch = 512
-  c.aug_preset = "modelnet40"
-  return c
+__all__ = ["get_config"]

@@ -11,7 +11,7 @@ re-evaluates; delete runs/demo to start over.
 
 import ml_collections
 
-from configs import base
+from nepa3d_jax.train import defaults as base
 
 DATA = "data/demo"
 
@@ -21,7 +21,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.workdir = "runs/demo"
 
   d = c.data
-  d.synthetic = ml_collections.ConfigDict(dict(out_dir=DATA, n_per_class=6, seed=0))
+  d.synthetic = ml_collections.ConfigDict(dict(
+      out_dir=DATA, n_per_class=6, seed=0, builder="data_prep.synthetic:build_synthetic_corpus"))
   d.mix = ml_collections.ConfigDict(dict(
       demo_mesh=base.mix_component(f"{DATA}/cache", "mesh", 0.34),
       demo_udf=base.mix_component(f"{DATA}/cache", "udfgrid", 0.33),

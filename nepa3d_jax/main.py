@@ -1,13 +1,13 @@
 """One entry point for every job: `python -m nepa3d_jax.main --config FILE [--config.a.b=v ...]`.
 
-Dispatches on `config.job` (pretrain | cpac_udf | finetune_cls | eval_bundle). Job modules are
-imported lazily, so a job whose module (or optional dependency) is missing fails alone.
+Dispatches on `config.job` through the job registry (`nepa3d_jax.jobs`: pretrain | cpac_udf |
+finetune_cls | eval_bundle). Job modules are imported lazily, so a job whose module (or optional
+dependency) is missing fails alone.
 Without `--config`, runs the embedded default `configs/demo.py`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import pathlib
@@ -20,12 +20,6 @@ from ml_collections import config_flags
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "configs/demo.py"
-JOB_MODULES = {
-    "pretrain": "nepa3d_jax.train.loop",
-    "cpac_udf": "nepa3d_jax.eval.cpac.udf",
-    "finetune_cls": "nepa3d_jax.eval.cls.finetune",
-    "eval_bundle": "nepa3d_jax.eval.bundle",
-}
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the run saved and stopped early; rerun to resume
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -56,17 +50,9 @@ def _load_default(overrides: list[str]):
 
 
 def run_job(config, config_path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    job = str(config.get("job", "pretrain"))
-    if job not in JOB_MODULES:
-        raise ValueError(f"config.job={job!r}: must be one of {', '.join(JOB_MODULES)}")
-    try:
-        module = importlib.import_module(JOB_MODULES[job])
-    except ImportError as err:
-        raise RuntimeError(f"job {job!r} is not available: cannot import "
-                           f"{JOB_MODULES[job]} ({err})") from err
-    if job == "pretrain":
-        return module.run(config, config_path=config_path, overrides=overrides)
-    return module.run(config)
+    from nepa3d_jax import jobs
+
+    return jobs.run(config, config_path, overrides)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -1,6 +1,7 @@
 """Config loading, derived values, validation and start-up guards (no JAX needed)."""
 
 import pathlib
+import sys
 
 import pytest
 
@@ -64,11 +65,15 @@ def test_load_config_missing_file():
         load_config("configs/nope.py")
 
 
-def test_config_file_outside_repo_imports_base(tmp_path):
+def test_config_file_outside_repo_imports_package_defaults(tmp_path):
+    """A user's config anywhere starts from the package's defaults; loading edits no sys.path."""
     path = tmp_path / "mine.py"
-    path.write_text("from configs import runA\n\ndef get_config():\n"
-                    "  c = runA.get_config()\n  c.data.n_point = 64\n  return c\n")
-    assert load_config(str(path)).data.n_point == 64
+    path.write_text("from nepa3d_jax.train import defaults\n\ndef get_config():\n"
+                    "  c = defaults.get_config()\n  c.data.n_point = 64\n  return c\n")
+    before = list(sys.path)
+    config = load_config(str(path))
+    assert config.data.n_point == 64 and config.data.n_ray == 1024
+    assert sys.path == before
 
 
 def _errors(config):

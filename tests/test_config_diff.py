@@ -122,7 +122,7 @@ def test_run_dir_errors(tmp_path, capsys):
 def _tiny_config(tmp_path, qa_tokens, lr_scale=False):
     """A config file stating what ckpt/tiny_qa/last.pt was trained with (README)."""
     path = tmp_path / f"tiny_qa{qa_tokens}_{int(lr_scale)}.py"
-    path.write_text(f"""from configs import base
+    path.write_text(f"""from nepa3d_jax.train import defaults as base
 
 def get_config():
   c = base.get_config()

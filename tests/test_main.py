@@ -1,5 +1,6 @@
 """The entry point: dispatch on config.job, lazy job imports, clean errors and exit codes."""
 
+import dataclasses
 import pathlib
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import sys
 import ml_collections
 import pytest
 
-from nepa3d_jax import main
+from nepa3d_jax import jobs, main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,8 @@ def test_unknown_job_names_the_choices():
 
 
 def test_missing_job_module_fails_only_that_job(monkeypatch):
-    monkeypatch.setitem(main.JOB_MODULES, "cpac_udf", "nepa3d_jax.eval.no_such_module")
+    broken = dataclasses.replace(jobs.JOBS["cpac_udf"], module="nepa3d_jax.eval.no_such_module")
+    monkeypatch.setitem(jobs.JOBS, "cpac_udf", broken)
     with pytest.raises(RuntimeError, match="job 'cpac_udf' is not available.*no_such_module"):
         main.run_job(ml_collections.ConfigDict(dict(job="cpac_udf")))
 
@@ -39,7 +41,7 @@ def test_dispatch_passes_config_source_to_pretrain(monkeypatch):
             seen.update(job=config.job, path=config_path, overrides=list(overrides))
             return {"step": 1}
 
-    monkeypatch.setattr(main.importlib, "import_module", lambda name: FakeLoop)
+    monkeypatch.setattr(jobs.importlib, "import_module", lambda name: FakeLoop)
     out = main.run_job(ml_collections.ConfigDict(dict(job="pretrain")), "configs/runA.py", ["a=1"])
     assert out == {"step": 1}
     assert seen == {"job": "pretrain", "path": "configs/runA.py", "overrides": ["a=1"]}

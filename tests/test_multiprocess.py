@@ -81,7 +81,7 @@ STEPS = 4
 def _tiny_pretrain_config(path, reference_dir, workdir):
     """Run-A-style mixA mixture, tiny model; the LR rule and `mask_ratio` trip both start-up
     guards (5e-3 x 8 / 40 = 1e-3 effective, 0.2x nominal; mask_ratio without objective mae)."""
-    path.write_text(f"""from configs import base
+    path.write_text(f"""from nepa3d_jax.train import defaults as base
 
 
 def get_config():

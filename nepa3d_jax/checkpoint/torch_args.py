@@ -15,13 +15,13 @@ Arguments that change the architecture or the loss beyond what we implement rais
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 from typing import Any, Mapping
 
 import ml_collections
 
-_BASE_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "base.py"
+from nepa3d_jax.config.schedule import schedule_max
+from nepa3d_jax.tokenizer.types import sequence_length
+
 
 # original arg -> dotted field of ours (same meaning, same units).
 _RENAMES = {
@@ -60,25 +60,10 @@ class UnsupportedTorchArgs(ValueError):
 
 
 def _base_config() -> ml_collections.ConfigDict:
-    """`configs/base.py` of this checkout, or the bare sections when it is not beside us."""
-    if _BASE_CONFIG.is_file():
-        spec = importlib.util.spec_from_file_location("_nepa3d_base_config", _BASE_CONFIG)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.get_config()
-    c = ml_collections.ConfigDict()
-    c.job, c.workdir, c.seed = "pretrain", "", 0
-    for section in ("data", "model", "train"):
-        c[section] = ml_collections.ConfigDict()
-    return c
+    """The `pretrain` job's defaults (the package owns them; configs/base.py re-exports them)."""
+    from nepa3d_jax import jobs
 
-
-def _schedule_max(text: str, default: int) -> int:
-    values = [int(default)]
-    for part in filter(None, (p.strip() for p in str(text or "").split(","))):
-        _, _, value = part.partition(":")
-        values.append(int(value))
-    return max(values)
+    return jobs.default_config("pretrain")
 
 
 def resolved_max_len(args: Mapping[str, Any]) -> int:
@@ -86,10 +71,10 @@ def resolved_max_len(args: Mapping[str, Any]) -> int:
     max_len = int(args.get("max_len", -1))
     if max_len >= 0:
         return max_len
-    n_point = _schedule_max(args.get("n_point_schedule", ""), int(args["n_point"]))
-    n_ray = _schedule_max(args.get("n_ray_schedule", ""), int(args["n_ray"]))
-    per = 2 if int(args.get("qa_tokens", 0)) else 1
-    return 1 + per * (n_point + n_ray) + (1 if int(args.get("add_eos", 1)) else 0)
+    n_point = schedule_max(args.get("n_point_schedule", ""), int(args["n_point"]), "n_point_schedule")
+    n_ray = schedule_max(args.get("n_ray_schedule", ""), int(args["n_ray"]), "n_ray_schedule")
+    return sequence_length(n_point, n_ray, bool(int(args.get("qa_tokens", 0))),
+                           bool(int(args.get("add_eos", 1))))
 
 
 def unsupported_args(args: Mapping[str, Any]) -> list[str]:

@@ -9,31 +9,18 @@ from __future__ import annotations
 
 import ml_collections
 
+from nepa3d_jax.config.errors import ConfigError
+from nepa3d_jax.config.schedule import schedule_max
+from nepa3d_jax.tokenizer.types import sequence_length
 
-def _schedule_max(schedule: str, fallback: int) -> int:
-    """Largest `n` in an original-format schedule "epoch:n,epoch:n" (fallback when empty)."""
-    values = [fallback]
-    for item in filter(None, (s.strip() for s in str(schedule or "").split(","))):
-        _, _, n = item.partition(":")
-        values.append(int(n))
-    return max(values)
-
-
-def sequence_length(n_point: int, n_ray: int, qa_tokens: int, add_eos: bool = True) -> int:
-    """Tokens of one sequence: Q/A `1 + 2*n_point + 2*n_ray + eos`, legacy `1 + n_point + n_ray + eos`."""
-    try:  # The tokenizer owns the formula once it exists; this mirror keeps config usable before.
-        from nepa3d_jax.tokenizer import sequence_length as tokenizer_sequence_length
-    except ImportError:
-        per_item = 2 if int(qa_tokens) else 1
-        return 1 + per_item * (int(n_point) + int(n_ray)) + (1 if int(add_eos) else 0)
-    return int(tokenizer_sequence_length(int(n_point), int(n_ray), int(qa_tokens), bool(int(add_eos))))
+__all__ = ["derive", "effective_lr", "required_length", "sequence_length"]
 
 
 def required_length(data: ml_collections.ConfigDict) -> int:
     """Sequence length the positional table must hold (largest point/ray counts of any schedule)."""
-    n_point = _schedule_max(data.get("n_point_schedule", ""), int(data.n_point))
-    n_ray = _schedule_max(data.get("n_ray_schedule", ""), int(data.n_ray))
-    return sequence_length(n_point, n_ray, data.qa_tokens, data.get("add_eos", 1))
+    n_point = schedule_max(data.get("n_point_schedule", ""), int(data.n_point), "data.n_point_schedule")
+    n_ray = schedule_max(data.get("n_ray_schedule", ""), int(data.n_ray), "data.n_ray_schedule")
+    return sequence_length(n_point, n_ray, int(data.qa_tokens), bool(int(data.get("add_eos", 1))))
 
 
 def effective_lr(train: ml_collections.ConfigDict, global_batch: int) -> float:
@@ -50,13 +37,12 @@ def derive(config: ml_collections.ConfigDict, num_devices: int,
     Raises ValueError (ConfigError) when the device count makes the run impossible, e.g. a global
     batch larger than the epoch.
     """
-    from nepa3d_jax.config.validation import ConfigError  # local: validation imports this module
-
     if num_devices <= 0 or num_processes <= 0 or num_devices % num_processes:
         raise ConfigError(f"num_devices={num_devices} must be a positive multiple of "
                           f"num_processes={num_processes}")
     data, train = config.data, config.train
-    seq_len = sequence_length(data.n_point, data.n_ray, data.qa_tokens, data.get("add_eos", 1))
+    seq_len = sequence_length(int(data.n_point), int(data.n_ray), int(data.qa_tokens),
+                              bool(int(data.get("add_eos", 1))))
     max_len = int(data.max_len)
     global_batch = int(train.batch_per_device) * int(num_devices)
     steps_per_epoch = int(data.mix_num_samples) // global_batch

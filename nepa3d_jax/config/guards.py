@@ -53,14 +53,13 @@ PRETRAIN_RULES: tuple[_Rule, ...] = (
 
 
 def _defaults() -> ml_collections.ConfigDict:
-    from nepa3d_jax.config.loading import ensure_importable
-    ensure_importable()
-    from configs import base
-    return base.get_config()
+    from nepa3d_jax import jobs
+
+    return jobs.default_config("pretrain")
 
 
 def _is_set(config, defaults, dotted: str) -> bool:
-    """True when the field exists and differs from base.py's default (so someone chose it)."""
+    """True when the field exists and differs from the pretrain defaults (so someone chose it)."""
     missing = object()
     value = get_path(config, dotted, missing)
     if value is missing:

@@ -3,39 +3,20 @@
 Reusing the absl flag machinery (instead of re-implementing override parsing) guarantees that
 `load_config("configs/runA.py", ["data.n_ray=0"])` and the command line agree on types, on
 `path:arg` suffixes and on errors for unknown fields.
+
+Config files import what they build on from the installed package (`nepa3d_jax.train.defaults`,
+the evaluators' `defaults` modules), so loading one from any directory needs no sys.path edit.
 """
 
 from __future__ import annotations
 
 import pathlib
-import sys
 import warnings
 from typing import Sequence
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
-
-# The repository root (parent of the `nepa3d_jax` package); config files do `from configs import base`.
-_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _package_root_of(path: pathlib.Path) -> pathlib.Path:
-    """Topmost folder that makes `path`'s package importable (configs/runA.py -> repo root)."""
-    folder = path.resolve().parent
-    while (folder / "__init__.py").exists() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
-def ensure_importable(config_path: str | None = None) -> None:
-    """Puts the config file's package root and this checkout's root on sys.path."""
-    roots = [_PACKAGE_ROOT] if (_PACKAGE_ROOT / "configs").is_dir() else []
-    if config_path is not None:
-        roots.insert(0, _package_root_of(pathlib.Path(config_path)))
-    for root in roots:
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
 
 
 def normalize_override(override: str) -> str:
@@ -58,7 +39,6 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     file_part = str(path).split(":", 1)[0]
     if not pathlib.Path(file_part).is_file():
         raise ValueError(f"config file not found: {file_part}")
-    ensure_importable(file_part)
     flag_values = flags.FlagValues()
     argv = ["load_config", f"--config={path}", *(normalize_override(o) for o in overrides)]
     config_flags.DEFINE_config_file(

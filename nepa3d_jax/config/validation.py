@@ -6,27 +6,27 @@ from typing import Any, Callable
 
 import ml_collections
 
-from nepa3d_jax.config.derived import required_length, _schedule_max
+from nepa3d_jax import jobs
+from nepa3d_jax.config.derived import required_length
+from nepa3d_jax.config.errors import ConfigError
+from nepa3d_jax.config.schedule import parse_schedule
+from nepa3d_jax.data.schema import BACKENDS
+from nepa3d_jax.tokenizer import modes
 
-JOBS = ("pretrain", "cpac_udf", "finetune_cls", "eval_bundle")
-BACKENDS = ("mesh", "pointcloud", "pointcloud_noray", "pointcloud_meshray", "udfgrid", "voxel")
+__all__ = ["CHOICES", "ConfigError", "get_path", "validate"]
 
-# Allowed strings per dotted field; checked only where the field exists in the config.
+# Allowed values per dotted field, each list imported from its owner; checked only where the
+# field exists in the config.
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "job": JOBS,
     "data.qa_tokens": (0, 1),
-    "data.qa_layout": ("interleave", "split"),
-    "data.pt_sample_mode_train": ("random", "fps", "rfps", "fixed_grid"),
-    "data.point_order_mode": ("morton", "fps", "random"),
+    "data.qa_layout": modes.QA_LAYOUTS,
+    "data.pt_sample_mode_train": modes.PT_SAMPLE_MODES,
+    "data.point_order_mode": modes.POINT_ORDER_MODES,
     "model.arch": ("causal",),
     "model.attention": ("auto", "xla", "cudnn", "blockwise"),
     "model.compute_dtype": ("auto", "float32", "bfloat16"),
     "train.objective": ("nepa", "mae"),
 }
-
-
-class ConfigError(ValueError):
-    """An invalid config; the message names every offending field."""
 
 
 def get_path(config: ml_collections.ConfigDict, dotted: str, default: Any = None) -> Any:
@@ -48,6 +48,18 @@ def _check_choices(config, problems: list[str]) -> None:
     for dotted, allowed in CHOICES.items():
         _check(problems, config, dotted, lambda v, a=allowed: v in a,
                f"must be one of {', '.join(map(repr, allowed))}")
+
+
+def _check_jobs(config, problems: list[str]) -> None:
+    """`job` and `train.eval_after` name entries of the job registry (read at call time)."""
+    for dotted, evaluators_only in (("job", False), ("train.eval_after", True)):
+        value = get_path(config, dotted)
+        if value is None or (dotted != "job" and value == ""):
+            continue
+        try:
+            jobs.get(value, dotted, evaluators_only)
+        except ValueError as err:
+            problems.append(str(err))
 
 
 def _check_mixture(data, problems: list[str]) -> None:
@@ -80,7 +92,7 @@ def _check_data(data, problems: list[str]) -> None:
                         "a sequence needs at least one point or ray")
     for key in ("n_point_schedule", "n_ray_schedule"):
         try:
-            _schedule_max(data.get(key, ""), 0)
+            parse_schedule(data.get(key, ""), f"data.{key}")
         except ValueError:
             problems.append(f"data.{key}={data[key]!r}: expected 'epoch:n,epoch:n'")
             return
@@ -124,6 +136,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError listing every invalid field or combination (nothing is compiled yet)."""
     problems: list[str] = []
     _check_choices(config, problems)
+    _check_jobs(config, problems)
     if config.get("data") is not None:
         _check_data(config.data, problems)
     _check_model_train(config, problems)

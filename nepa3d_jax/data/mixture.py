@@ -6,8 +6,8 @@ with replacement each sample draws a component from the normalised weights (one 
 against the weight CDF) and then a uniform file of that component (`randint`); without
 replacement it draws `num_samples` distinct global indices, ignoring the weights (the original's
 debugging mode). Global indices address the components' sorted file lists concatenated in
-component order (YAML order for `mix_config`; sorted by name for an inline `config.data.mix`,
-the order ml_collections iterates).
+component order (YAML order for `mix_config`; for an inline `config.data.mix`, components with
+an `order` field >= 0 by that order, then the others by name, the order ml_collections iterates).
 """
 
 from __future__ import annotations
@@ -85,6 +85,13 @@ def load_mix_yaml(path: str) -> tuple[list[MixComponent], dict[str, Any]]:
     return comps, cfg
 
 
+def _component_rank(item: tuple[str, Any]) -> tuple[bool, int, str]:
+    """Inline components with `order` >= 0 first (by order), the rest by name."""
+    name, comp = item
+    order = int(comp.get("order", -1)) if hasattr(comp, "get") else -1
+    return (order < 0, order, name)
+
+
 def mix_spec_from_config(data_cfg: Any) -> MixSpec:
     """MixSpec from `config.data`: `mix_config` (a YAML, replacing `mix`) or the inline `mix`.
 
@@ -101,7 +108,7 @@ def mix_spec_from_config(data_cfg: Any) -> MixSpec:
         if not mix:
             raise ValueError("config.data.mix is empty and config.data.mix_config is not set")
         comps = []
-        for name, c in mix.items():
+        for name, c in sorted(mix.items(), key=_component_rank):
             missing = [f for f in ("cache_root", "backend") if f not in c]
             if missing:
                 raise ValueError(f"config.data.mix.{name}: missing field(s) {', '.join(missing)}")

@@ -1,23 +1,12 @@
-"""Post-pretrain evaluation bundle for one checkpoint (the seed plan's section 8).
+"""Defaults of the `eval_bundle` job: one block per step, each the defaults of its evaluator.
 
-Command:
-  python -m nepa3d_jax.main --config configs/eval_bundle.py \
-      --config.ckpt=runs/pretrain_abcd_1024_runA --config.run_tag=runA
-PBS (one GPU node per checkpoint):
-  qsub -v "OVERRIDES='ckpt=runs/pretrain_abcd_1024_runA run_tag=runA'" launch/eval_bundle.sh
-Runs ScanObjectNN classification (configs/cls_scanobjectnn.py), CPAC-UDF
-(configs/cpac_udf.py: 1024 context / 1024 queries, 800 eval shapes, ridge head on
-`train_udf`) and ModelNet40 classification (configs/cls_modelnet40.py) only when
-`modelnet.cache_root` exists. Sub-settings are overridable as `--config.scan.epochs=50`,
-`--config.cpac.max_shapes=200`; `ckpt` is copied into every step.
-Expect: results/<run_tag>/{cls_scanobjectnn,cpac_udf,cls_modelnet40}.json, their logs and
-bundle.json (status of each step, a skip reason for ModelNet40 when absent). Compare runs:
-  python -m nepa3d_jax.eval.compare results/runA results/runB results/runC results/runD
+`configs/eval_bundle.py` re-exports them (its docstring gives the command and the outputs).
 """
 
 import ml_collections
 
-from configs import cls_modelnet40, cls_scanobjectnn, cpac_udf
+from nepa3d_jax.eval.cls import defaults as cls_defaults
+from nepa3d_jax.eval.cpac import defaults as cpac_defaults
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -29,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.run_scan = True
   c.run_cpac = True
   c.run_modelnet = True        # still skipped (logged) when modelnet.cache_root is absent
-  c.scan = cls_scanobjectnn.get_config()
-  c.modelnet = cls_modelnet40.get_config()
-  c.cpac = cpac_udf.get_config()
+  c.scan = cls_defaults.scanobjectnn()
+  c.modelnet = cls_defaults.modelnet40()
+  c.cpac = cpac_defaults.get_config()
   return c

@@ -6,9 +6,6 @@ config fails with a sentence a user can act on.
 
 import numpy as np
 
-PT_SAMPLE_MODES = ("random", "fps", "rfps", "fixed_grid")
-POINT_ORDER_MODES = ("morton", "fps", "random")
-QA_LAYOUTS = ("interleave", "split")
 _MODE_ALIASES = {"grid": "fixed_grid"}
 
 

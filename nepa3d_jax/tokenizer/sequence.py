@@ -18,28 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nepa3d_jax.tokenizer import checks, ordering, sampling
+from nepa3d_jax.tokenizer import checks, modes, ordering, sampling
 from nepa3d_jax.tokenizer import types as tt
 
 _RAY_KEYS = ("ray_o", "ray_d", "ray_hit", "ray_t", "ray_n")
-
-
-def _sample_points(key, pt_xyz, mask, n_point, mode, fps_order, fps_count, rfps_m):
-    if mode == "fps":
-        return sampling.fps_with_order(key, pt_xyz, mask, n_point, fps_order, fps_count)
-    if mode == "rfps":
-        return sampling.rfps_order(key, pt_xyz, mask, n_point, rfps_m)
-    if mode == "fixed_grid":
-        return sampling.fixed_grid_indices(pt_xyz, mask, n_point)
-    return sampling.random_choice(key, mask, n_point)
-
-
-def _order_points(key, xyz_K3, mode):
-    if mode == "morton":
-        return ordering.morton_order(xyz_K3)
-    if mode == "random":
-        return ordering.random_permutation(key, xyz_K3.shape[0])
-    return None  # "fps": keep the sampling order
 
 
 def _cols(n: int, parts: list) -> jax.Array:
@@ -115,10 +97,9 @@ def build_sequence(
     n_point = checks.check_size("n_point", n_point)
     n_ray = checks.check_size("n_ray", n_ray)
     qa = bool(qa_tokens)
-    layout = checks.check_mode("qa_layout", qa_layout, checks.QA_LAYOUTS)
-    pt_mode = checks.check_mode("pt_sample_mode", pt_sample_mode, checks.PT_SAMPLE_MODES)
-    order_mode = checks.check_mode("point_order_mode", point_order_mode,
-                                   checks.POINT_ORDER_MODES)
+    layout = checks.check_mode("qa_layout", qa_layout, modes.QA_LAYOUTS)
+    pt_mode = checks.check_mode("pt_sample_mode", pt_sample_mode, modes.PT_SAMPLE_MODES)
+    order_mode = checks.check_mode("point_order_mode", point_order_mode, modes.POINT_ORDER_MODES)
     rays = dict(zip(_RAY_KEYS, (ray_o, ray_d, ray_hit, ray_t, ray_n)))
     n_pool, n_rays = checks.check_pools(pt_xyz, pt_dist, rays, n_point, n_ray)
     checks.check_probability("drop_ray_prob", drop_ray_prob)
@@ -138,10 +119,10 @@ def build_sequence(
     pt_dist = jnp.asarray(pt_dist, jnp.float32).reshape(n_pool)
     if n_point > 0:
         mask = sampling.valid_mask(n_pool, pt_count)
-        idx = _sample_points(k_pt, pt_xyz, mask, n_point, pt_mode, pt_fps_order, fps_count,
-                             rfps_m)
+        idx = modes.PT_SAMPLERS[pt_mode](k_pt, pt_xyz, mask, n_point, pt_fps_order, fps_count,
+                                         rfps_m)
         xyz_s, dist_s = pt_xyz[idx], pt_dist[idx]
-        order = _order_points(k_order, xyz_s, order_mode)
+        order = modes.POINT_ORDERS[order_mode](k_order, xyz_s)
         if order is not None:
             xyz_s, dist_s = xyz_s[order], dist_s[order]
     else:

@@ -1,6 +1,7 @@
-"""Base pretraining config: the fields every run shares (the seed plan's 1024-point setting).
+"""Defaults of the `pretrain` job: the fields every run shares (the seed plan's 1024-point setting).
 
-Run files (runA.py .. runD.py) import this and state only what differs.
+The package owns them (start-up guards and `.pt` imports compare against them); `configs/base.py`
+re-exports them and the run files (configs/runA.py .. runD.py) state only what differs.
 Command:  python -m nepa3d_jax.main --config configs/base.py [--config.a.b=v ...]
 Derived values (sequence length, global batch, effective LR, steps) are computed in
 `nepa3d_jax.config.derived` from these fields and the device count; never set them here.
@@ -13,25 +14,31 @@ SHAPENET_CACHE = "data/shapenet_cache_v0"
 SCAN_CACHE = "data/scanobjectnn_main_split_v2"
 
 
-def mix_component(cache_root: str, backend: str, weight: float, split: str = "train"):
+def mix_component(cache_root: str, backend: str, weight: float, split: str = "train",
+                  order: int = -1) -> ml_collections.ConfigDict:
+  """One inline mixture component; `order` >= 0 places it (else: after those, by name)."""
   return ml_collections.ConfigDict(
-      dict(cache_root=cache_root, split=split, backend=backend, weight=weight))
+      dict(cache_root=cache_root, split=split, backend=backend, weight=weight, order=order))
 
 
 def mix_mesh_udf_scan() -> ml_collections.ConfigDict:
-  """pretrain_mixed_shapenet_mesh_udf_scan_mainsplit.yaml (Runs A, C, D)."""
+  """pretrain_mixed_shapenet_mesh_udf_scan_mainsplit.yaml (Runs A, C, D), in the YAML's order.
+
+  The order fixes the global sample indices, so with it the inline mixture draws the original
+  MixtureSampler's stream on the same corpus (ConfigDict itself iterates by name).
+  """
   return ml_collections.ConfigDict(dict(
-      shapenet_mesh=mix_component(SHAPENET_CACHE, "mesh", 0.34),
-      shapenet_udf=mix_component(SHAPENET_CACHE, "udfgrid", 0.33),
-      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.33),
+      shapenet_mesh=mix_component(SHAPENET_CACHE, "mesh", 0.34, order=0),
+      shapenet_udf=mix_component(SHAPENET_CACHE, "udfgrid", 0.33, order=1),
+      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.33, order=2),
   ))
 
 
 def mix_scan_pointcloud() -> ml_collections.ConfigDict:
-  """pretrain_mixed_shapenet_scan_pointcloud_mainsplit.yaml (Run B)."""
+  """pretrain_mixed_shapenet_scan_pointcloud_mainsplit.yaml (Run B), in the YAML's order."""
   return ml_collections.ConfigDict(dict(
-      shapenet_pc=mix_component(SHAPENET_CACHE, "pointcloud_noray", 0.50),
-      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.50),
+      shapenet_pc=mix_component(SHAPENET_CACHE, "pointcloud_noray", 0.50, order=0),
+      scan_noray_mainsplit=mix_component(SCAN_CACHE, "pointcloud_noray", 0.50, order=1),
   ))
 
 
@@ -42,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 0
 
   d = c.data = ml_collections.ConfigDict()
-  d.mix = mix_mesh_udf_scan()     # named components: cache_root, split, backend, weight
+  d.mix = mix_mesh_udf_scan()     # named components: cache_root, split, backend, weight, order
   d.mix_config = ""               # optional original-format YAML; replaces `mix` when set
   d.mix_num_samples = 200000      # samples per epoch, drawn with replacement
   d.mix_seed = 0

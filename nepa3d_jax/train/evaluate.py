@@ -1,14 +1,13 @@
 """`train.eval_after`: run an evaluator on the finished run directory; `results.json`.
 
-The evaluator's config is `configs/<name>.py` (its defaults) updated with the pretraining
-config's `eval.<name>` block when present, with `ckpt` set to this run's workdir and
-`out_json` inside it. Results of the run (and of the evaluator) land in
+The evaluator's config is its registered defaults (`nepa3d_jax.jobs`) updated with the
+pretraining config's `eval.<name>` block when present, with `ckpt` set to this run's workdir
+and `out_json` inside it. Results of the run (and of the evaluator) land in
 `<workdir>/results.json`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -18,15 +17,15 @@ from typing import Any
 import jax
 import ml_collections
 
-EVALUATORS = {"cpac_udf": "nepa3d_jax.eval.cpac.udf", "finetune_cls": "nepa3d_jax.eval.cls.finetune"}
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+from nepa3d_jax import jobs
+
+FIELD = "train.eval_after"
 
 
 def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collections.ConfigDict:
-    from nepa3d_jax.config import load_config
-
-    base = _REPO_ROOT / "configs" / f"{name}.py"
-    sub = load_config(str(base)) if base.is_file() else ml_collections.ConfigDict()
+    """The evaluator's defaults + the run's `eval.<name>` block, pointed at this run."""
+    jobs.get(name, FIELD, evaluators_only=True)
+    sub = jobs.default_config(name)
     block = (config.get("eval") or {}).get(name) if config.get("eval") is not None else None
     if block is not None:
         sub.update(block.to_dict() if hasattr(block, "to_dict") else dict(block))
@@ -37,10 +36,7 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
 
 
 def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
-    if name not in EVALUATORS:
-        raise ValueError(f"train.eval_after={name!r}: must be one of {', '.join(EVALUATORS)}")
-    module = importlib.import_module(EVALUATORS[name])
-    return module.run(evaluator_config(config, name))
+    return jobs.run(evaluator_config(config, name), field=FIELD, evaluators_only=True)
 
 
 def _finite(obj: Any) -> Any:

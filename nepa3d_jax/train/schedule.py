@@ -1,7 +1,7 @@
 """Epoch schedules of the original pretrainer: n_point / n_ray curricula and dual-mask ramps.
 
-`n_point_schedule="0:256,10:512"` means 256 points from epoch 0 and 512 from epoch 10 on (the
-config's `n_point` applies before the first entry). A change of (n_point, n_ray) is a new
+Schedule strings (`n_point_schedule="0:256,10:512"`) are parsed by `nepa3d_jax.config.schedule`.
+A change of (n_point, n_ray) is a new
 static sequence length, i.e. a second compiled step. The dual-mask window is stated in token
 distance for the epoch-0 sizes and scales linearly with the current query count, and the mask
 probabilities ramp linearly from 0 over the first `dual_mask_warmup_frac` of all steps.
@@ -13,30 +13,10 @@ import dataclasses
 
 import ml_collections
 
+from nepa3d_jax.config.schedule import parse_schedule, schedule_value
 
-def parse_schedule(text: str, field: str = "schedule") -> list[tuple[int, int]]:
-    """[(epoch, value), ...] sorted by epoch; ValueError naming `field` on a bad item."""
-    items = []
-    for part in filter(None, (p.strip() for p in str(text or "").split(","))):
-        epoch, sep, value = part.partition(":")
-        try:
-            if not sep:
-                raise ValueError(part)
-            items.append((int(epoch), int(value)))
-        except ValueError as err:
-            raise ValueError(f"{field}: bad item {part!r}, expected 'epoch:value' "
-                             "(e.g. '0:256,10:512')") from err
-    return sorted(items)
-
-
-def schedule_value(items: list[tuple[int, int]], epoch: int, default: int) -> int:
-    value = int(default)
-    for start, v in items:
-        if epoch >= start:
-            value = int(v)
-        else:
-            break
-    return value
+__all__ = ["EpochSchedule", "Sizes", "dual_mask_warmup_steps", "parse_schedule", "scaled_window",
+           "schedule_value"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,27 +1,14 @@
-"""ScanObjectNN classification fine-tune with the seed plan's protocol (section 8).
+"""Defaults of the `finetune_cls` job: the seed plan's ScanObjectNN and ModelNet40 protocols.
 
-Command:
-  python -m nepa3d_jax.main --config configs/cls_scanobjectnn.py \
-      --config.ckpt=runs/pretrain_abcd_1024_runA --config.out_json=results/runA/cls_scanobjectnn.json
-  (`ckpt` is our run directory or an original `last.pt`; empty = from scratch, then set
-  `scratch.*` and `n_point`.)
-PBS (with CPAC and ModelNet40, one job per checkpoint):
-  qsub -v CKPT=runs/pretrain_abcd_1024_runA,RUN_TAG=runA launch/eval_bundle.sh
-Protocol: `pointcloud_noray`, 1024 FPS points of `pc_xyz` (pre-computed `pc_fps_order`),
-distances zeroed and no rays (xyz-only), Morton order, bidirectional attention, `mean_pts`
-pooling, z-rotation augmentation, stratified 10% validation split (seed 0), AdamW 1e-4 /
-wd 0.05 constant, 100 epochs, global batch 384 (the plan's 96 per process x 4 GPUs), best
-validation epoch scored on test with 10 MC resamples. `--config.full_spec_readout=True`
-keeps the query pool's distances and the pretrain ray count instead (section 12).
-Expect: the first log lines state this protocol; the plan's original runs reached
-test_acc 0.22-0.32 (A 0.3157, B 0.2230, C 0.2383, D 0.2260) with their LR-starved
-pretraining. The log sits beside `out_json` (`.log`).
+`configs/cls_scanobjectnn.py` and `configs/cls_modelnet40.py` re-export them; their docstrings
+give the commands and the protocol. ModelNet40 differs only in the cache, the `modelnet40`
+augmentation preset (scale 0.8-1.25, translation 0.1) and global batch 512.
 """
 
 import ml_collections
 
 
-def get_config() -> ml_collections.ConfigDict:
+def scanobjectnn() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.job = "finetune_cls"
   c.ckpt = ""                       # our run dir or an original .pt; "" = from scratch
@@ -91,4 +78,13 @@ def get_config() -> ml_collections.ConfigDict:
   s.heads = 6
   s.mlp_ratio = 4.0
   s.attention = "auto"
+  return c
+
+
+def modelnet40() -> ml_collections.ConfigDict:
+  c = scanobjectnn()
+  c.cache_root = "data/modelnet40_cache_v2"
+  c.out_json = "results/cls_modelnet40.json"
+  c.batch = 512
+  c.aug_preset = "modelnet40"
   return c

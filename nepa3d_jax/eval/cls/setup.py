@@ -22,7 +22,7 @@ from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
-from nepa3d_jax.tokenizer import checks as tok_checks
+from nepa3d_jax.tokenizer import modes as tok_modes
 from nepa3d_jax.tokenizer import types as tt
 
 
@@ -49,10 +49,10 @@ def check_fields(c: ml_collections.ConfigDict) -> None:
             choice(name, c[name], BACKENDS)
     choice("cls_pooling", c.cls_pooling, cls_pooling.MODES)
     choice("aug_preset", c.aug_preset, cls_augment.PRESETS)
-    choice("pt_sample_mode_train", c.pt_sample_mode_train, tok_checks.PT_SAMPLE_MODES)
-    choice("pt_sample_mode_eval", c.pt_sample_mode_eval, tok_checks.PT_SAMPLE_MODES)
-    choice("point_order_mode", c.point_order_mode, tok_checks.POINT_ORDER_MODES)
-    choice("qa_layout", c.qa_layout, tok_checks.QA_LAYOUTS)
+    choice("pt_sample_mode_train", c.pt_sample_mode_train, tok_modes.PT_SAMPLE_MODES)
+    choice("pt_sample_mode_eval", c.pt_sample_mode_eval, tok_modes.PT_SAMPLE_MODES)
+    choice("point_order_mode", c.point_order_mode, tok_modes.POINT_ORDER_MODES)
+    choice("qa_layout", c.qa_layout, tok_modes.QA_LAYOUTS)
     if c.ckpt and not os.path.exists(c.ckpt):
         raise ValueError(f"config.ckpt={c.ckpt} does not exist (our run directory or an "
                          "original .pt; empty = from scratch)")

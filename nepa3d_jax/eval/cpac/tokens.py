@@ -15,16 +15,16 @@ import dataclasses
 
 import numpy as np
 
+from nepa3d_jax.tokenizer.modes import QA_LAYOUTS
+from nepa3d_jax.tokenizer.types import sequence_length as tt_sequence_length
 from nepa3d_jax.tokenizer.types import (FEAT_DIM, SLOT_DIST, SLOT_XYZ, TYPE_A_POINT, TYPE_BOS,
                                         TYPE_EOS, TYPE_POINT, TYPE_Q_POINT)
 
-QA_LAYOUTS = ("interleave", "split")
 
 
 def sequence_length(n_context: int, n_query: int, qa_tokens: bool, add_eos: bool) -> int:
-    """Tokens in one CPAC sequence."""
-    per = 2 if qa_tokens else 1
-    return 1 + per * (int(n_context) + int(n_query)) + int(bool(add_eos))
+    """Tokens in one CPAC sequence: the tokenizer's formula with context + queries as points."""
+    return tt_sequence_length(int(n_context) + int(n_query), 0, bool(qa_tokens), bool(add_eos))
 
 
 @dataclasses.dataclass(frozen=True)

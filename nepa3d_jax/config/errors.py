@@ -1,0 +1,5 @@
+"""`ConfigError`: raised by validation and by derived values alike (so neither imports the other)."""
+
+
+class ConfigError(ValueError):
+    """An invalid config; the message names every offending field."""
