@@ -1,0 +1,74 @@
+"""The job registry: one list that main, config validation and `train.eval_after` all read."""
+
+import dataclasses
+import pathlib
+import sys
+import types
+
+import ml_collections
+import pytest
+
+from nepa3d_jax import jobs
+from nepa3d_jax.config import ConfigError, load_config, validate
+from nepa3d_jax.train import evaluate
+
+DEMO = str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.py")
+
+
+def test_every_job_has_defaults_and_a_runner():
+    for name, job in jobs.JOBS.items():
+        config = jobs.default_config(name)
+        assert config.job == name
+        assert job.module.startswith("nepa3d_jax.") and ":" in job.defaults
+    assert jobs.names() == ("pretrain", "cpac_udf", "finetune_cls", "eval_bundle")
+    assert jobs.names(evaluators_only=True) == ("cpac_udf", "finetune_cls")
+
+
+def test_validation_reads_the_registry_for_job_and_eval_after():
+    config = load_config(DEMO, ["job=cls_probe", "train.eval_after=eval_bundle"])
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    msg = str(info.value)
+    assert "job='cls_probe': must be one of pretrain, cpac_udf, finetune_cls, eval_bundle" in msg
+    assert "train.eval_after='eval_bundle': must be one of cpac_udf, finetune_cls" in msg
+
+
+def _fake_evaluator(monkeypatch, seen):
+    """A registered evaluator living in a real (in-memory) module, as a new one would."""
+    module = types.ModuleType("fake_probe")
+
+    def get_config():
+        return ml_collections.ConfigDict(dict(job="probe", ckpt="", out_json="", scale=2))
+
+    def run(config):
+        seen.append(config.to_dict())
+        return {"score": 1.5 * config.scale}
+
+    module.get_config, module.run = get_config, run
+    monkeypatch.setitem(sys.modules, "fake_probe", module)
+    monkeypatch.setitem(jobs.JOBS, "probe", jobs.Job("probe", "fake_probe", "fake_probe:get_config"))
+
+
+def test_a_registered_evaluator_is_valid_everywhere(monkeypatch, tmp_path):
+    seen = []
+    _fake_evaluator(monkeypatch, seen)
+    config = load_config(DEMO, ["train.eval_after=probe"])
+    validate(config)  # accepted by validation without touching it
+    config.workdir = str(tmp_path)
+    config.eval = ml_collections.ConfigDict(dict(probe=dict(scale=3)))
+    assert evaluate.run_after_training(config, "probe") == {"score": 4.5}
+    assert seen == [dict(job="probe", ckpt=str(tmp_path), out_json=str(tmp_path / "probe.json"),
+                         scale=3)]
+    from nepa3d_jax import main
+    assert main.run_job(ml_collections.ConfigDict(dict(job="probe", scale=1))) == {"score": 1.5}
+
+
+def test_eval_after_refuses_a_job_that_is_not_an_evaluator(tmp_path):
+    config = load_config(DEMO, [f"workdir={tmp_path}"])
+    with pytest.raises(ValueError, match="train.eval_after='pretrain': must be one of"):
+        evaluate.run_after_training(config, "pretrain")
+
+
+def test_jobs_are_frozen_records():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        jobs.JOBS["pretrain"].module = "x"
