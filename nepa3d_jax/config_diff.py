@@ -8,7 +8,10 @@
 Configs are compared after defaults and derived values (sequence length, global batch,
 effective LR, steps) for a stated device count (`--devices`, default 8 = 2 nodes x 4 GPUs).
 `workdir` differs between runs by design and is left out unless `--include-workdir`.
-`--run` exits with status 1 when the run differs from its config file.
+`--run` exits with status 1 when the run differs from its config file. For an original `.pt` it
+also compares the mixture (components in sampling order, roots, splits, backends, normalised
+weights, samples per epoch, seed) with `nepa3d_jax.config.mix_check`, reading the run's
+`mix_config` YAML when it can be found, and says so when it cannot.
 """
 
 from __future__ import annotations

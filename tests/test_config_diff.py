@@ -128,6 +128,7 @@ def get_config():
   c = base.get_config()
   c.seed = 0
   c.data.mix_config = "mixA.yaml"
+  c.data.mix_num_samples = 40  # the YAML's (the .pt's args say 0: take the YAML's)
   c.data.n_point, c.data.n_ray, c.data.qa_tokens, c.data.max_len = 32, 32, {qa_tokens}, -1
   c.model.d_model, c.model.layers, c.model.heads = 64, 2, 4
   c.train.batch_per_device, c.train.epochs = 4, 2
@@ -168,3 +169,51 @@ def test_torch_args_effective_lr_is_compared(reference_dir, tmp_path, capsys):
     assert rows[0][-2:] == ["0.0003", "7.5e-05"]
     assert config_diff.main(["--run", ckpt, "--devices", "32",
                              _tiny_config(tmp_path, 1, lr_scale=True)]) == 0
+
+
+def _mixture_config(tmp_path, name, mix_lines):
+    """The tiny_qa settings with an inline mixture (`mix_lines` set `c.data.mix`)."""
+    text = pathlib.Path(_tiny_config(tmp_path, 1)).read_text()
+    text = text.replace('  c.data.mix_config = "mixA.yaml"\n', mix_lines)
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    return str(path)
+
+
+RUN_A_STYLE = """  c.data.mix = base.mix_mesh_udf_scan()
+  c.data.mix.shapenet_mesh.cache_root = "cache"
+  c.data.mix.shapenet_udf.cache_root = "cache"
+  c.data.mix.scan_noray_mainsplit.cache_root = "scan_cache"
+"""
+
+
+def test_torch_mixture_is_compared(reference_dir, tmp_path, monkeypatch, capsys):
+    """tiny_qa trained on mixA.yaml: the same mixture inline reads OK; Run B's, or a changed
+    backend, is flagged (before, any mixture read OK)."""
+    pytest.importorskip("torch")
+    monkeypatch.chdir(reference_dir)
+    ckpt = str(reference_dir / "ckpt" / "tiny_qa" / "last.pt")
+    assert config_diff.main(["--run", ckpt, _tiny_config(tmp_path, 1)]) == 0
+    assert "mixture=mixture compared (mix_config mixA.yaml)" in capsys.readouterr().out
+    assert config_diff.main(["--run", ckpt, _mixture_config(tmp_path, "a", RUN_A_STYLE)]) == 0
+    assert "mixture compared" in capsys.readouterr().out
+    run_b = "  c.data.mix = base.mix_scan_pointcloud()\n"
+    assert config_diff.main(["--run", ckpt, _mixture_config(tmp_path, "b", run_b)]) == 1
+    out = capsys.readouterr().out
+    assert "data.mix (components)" in out and "shapenet_pc" in out
+    swapped = RUN_A_STYLE + '  c.data.mix.scan_noray_mainsplit.backend = "pointcloud"\n'
+    assert config_diff.main(["--run", ckpt, _mixture_config(tmp_path, "c", swapped)]) == 1
+    rows = [ln.split() for ln in capsys.readouterr().out.splitlines()[3:]]
+    assert rows == [["data.mix[2]", "(scan_noray_mainsplit).backend", "pointcloud_noray",
+                     "pointcloud"]]
+
+
+def test_torch_mixture_not_found_says_so(reference_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    ckpt = tmp_path / "run" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes((reference_dir / "ckpt" / "tiny_qa" / "last.pt").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    config = _mixture_config(tmp_path, "b", "  c.data.mix = base.mix_scan_pointcloud()\n")
+    assert config_diff.main(["--run", str(ckpt), config]) == 0
+    assert "mixture not compared: mix_config 'mixA.yaml' not found" in capsys.readouterr().out

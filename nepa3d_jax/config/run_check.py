@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from nepa3d_jax.config.derived import derive, effective_lr
 from nepa3d_jax.config.loading import load_config
+from nepa3d_jax.config.mix_check import mixture_rows
 from nepa3d_jax.config.record import flatten, from_run_json
 
 # Original pretrain.py argument -> our field (the fallback when the model engineer's converter
@@ -30,7 +31,8 @@ TORCH_ARG_FIELDS = {
         "point_order_mode", "drop_ray_prob", "force_missing_ray", "n_point_schedule",
         "n_ray_schedule", "mix_seed")},
 }
-# Same intent, different representation: the original names a YAML and 0 means "corpus size".
+# Same intent, different representation: the original names a YAML and 0 means "the YAML's";
+# the mixture itself is compared as a whole by `mix_check` (components, roots, weights, ...).
 NOT_COMPARED = ("workdir", "data.mix", "data.mix_config", "data.mix_num_samples")
 
 
@@ -134,7 +136,8 @@ def check_torch_ckpt(pt_path: str, config_path: str, overrides: Sequence[str] = 
     effective learning rate the config asks for at `num_devices` (our linear scaling rule),
     not with `train.base_lr`; `lr_scale` / `lr_ref_batch` are how we express it, not what ran.
     """
-    ran, how = _args_as_fields(torch_args(pt_path))
+    args = torch_args(pt_path)
+    ran, how = _args_as_fields(args)
     intended_config = load_config(config_path, overrides)
     intended = flatten(intended_config)
     for key in ("train.lr_scale", "train.lr_ref_batch"):
@@ -152,7 +155,9 @@ def check_torch_ckpt(pt_path: str, config_path: str, overrides: Sequence[str] = 
         if key.startswith(NOT_COMPARED):
             ran.pop(key)
     rows = compare_flat(ran, intended, only_common=True)
+    mix_rows, mix_note = mixture_rows(args, pt_path, intended_config)
+    rows += [Mismatch(*row) for row in mix_rows]
     info = {"config": config_path, "overrides": list(overrides), "read_with": how,
             "devices": num_devices,
-            "compared_fields": len(ran.keys() & intended.keys())}
+            "compared_fields": len(ran.keys() & intended.keys()), "mixture": mix_note}
     return rows, info
