@@ -143,7 +143,8 @@ def test_two_process_training_matches_one_process_and_restores_in_one(reference_
     assert config_diff.main(["--run", str(mp)]) == 0  # what ran is what the file says
 
     config = load_config(str(config_file), [f"workdir={tmp_path / 'single'}"])
-    single = loop.run(config, return_state=True)
+    programs = loop.Programs()  # the three runs below share compiled programs
+    single = loop.run(config, return_state=True, programs=programs)
     assert single["derived"]["num_devices"] == 8 and single["derived"]["num_processes"] == 1
     np.testing.assert_allclose([r["loss"] for r in rows], [l for _, l in single["losses"]],
                                atol=1e-5, rtol=0)
@@ -154,7 +155,8 @@ def test_two_process_training_matches_one_process_and_restores_in_one(reference_
     # ... the same values, bit for bit, as the full-state restore of the finished run.
     final_dir = tmp_path / "final"
     shutil.copytree(mp, final_dir)
-    final = loop.run(load_config(str(config_file), [f"workdir={final_dir}"]), return_state=True)
+    final = loop.run(load_config(str(config_file), [f"workdir={final_dir}"]), return_state=True,
+                     programs=programs)
     assert final["resumed_from"] == STEPS and final["step"] == STEPS
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(final["state"].params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -162,7 +164,8 @@ def test_two_process_training_matches_one_process_and_restores_in_one(reference_
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(mp, resumed_dir)
     shutil.rmtree(resumed_dir / "checkpoints" / str(STEPS))
-    resumed = loop.run(load_config(str(config_file), [f"workdir={resumed_dir}"]), return_state=True)
+    resumed = loop.run(load_config(str(config_file), [f"workdir={resumed_dir}"]),
+                       return_state=True, programs=programs)
     assert resumed["resumed_from"] == 2 and resumed["step"] == STEPS
     np.testing.assert_allclose([l for _, l in resumed["losses"]], [r["loss"] for r in rows[2:]],
                                atol=1e-5, rtol=0)

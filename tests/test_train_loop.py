@@ -36,15 +36,17 @@ def _losses(result):
     return np.array([loss for _, loss in result["losses"]])
 
 
-# No shared module fixture: each test runs what it needs. Runs with the same shapes in one
-# process reuse the compiled programs (loop._COMPILED), so a repeated run costs ~a second.
+# No shared module fixture: each test runs what it needs. Runs with the same shapes share the
+# compiled programs through PROGRAMS (the cache is explicit), so a repeated run costs ~a second.
+PROGRAMS = loop.Programs()
 
 
 def test_one_and_eight_devices_same_loss_trajectory(reference_dir, tmp_path):
     devices = jax.devices()
-    eight = loop.run(reference_config(reference_dir, tmp_path / "eight"))
+    eight = loop.run(reference_config(reference_dir, tmp_path / "eight"), programs=PROGRAMS)
     one = loop.run(reference_config(reference_dir, tmp_path / "one",
-                                    batch_per_device=len(devices)), devices=devices[:1])
+                                    batch_per_device=len(devices)), devices=devices[:1],
+                   programs=PROGRAMS)
     assert eight["derived"]["global_batch"] == one["derived"]["global_batch"] == 8
     assert eight["derived"]["num_devices"] == 8 and one["derived"]["num_devices"] == 1
     full = _losses(eight)
@@ -53,21 +55,23 @@ def test_one_and_eight_devices_same_loss_trajectory(reference_dir, tmp_path):
 
 
 def test_sigterm_saves_and_resume_reproduces_the_uninterrupted_run(reference_dir, tmp_path):
-    full = loop.run(reference_config(reference_dir, tmp_path / "full"), return_state=True)
+    full = loop.run(reference_config(reference_dir, tmp_path / "full"), return_state=True,
+                    programs=PROGRAMS)
 
     def sigterm_after_two(step, metrics):
         if step == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # the real signal, handled in the loop
 
     stopped = loop.run(reference_config(reference_dir, tmp_path / "resumed"),
-                       callback=sigterm_after_two)
+                       callback=sigterm_after_two, programs=PROGRAMS)
     assert stopped["preempted"] and stopped["step"] == 2
     assert [s for s, _ in stopped["losses"]] == [1, 2]
     assert sorted(int(p.name) for p in (tmp_path / "resumed" / "checkpoints").iterdir()
                   if p.name.isdigit()) == [2]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler removed again
 
-    resumed = loop.run(reference_config(reference_dir, tmp_path / "resumed"), return_state=True)
+    resumed = loop.run(reference_config(reference_dir, tmp_path / "resumed"), return_state=True,
+                       programs=PROGRAMS)
     assert resumed["resumed_from"] == 2 and resumed["step"] == STEPS
     np.testing.assert_array_equal(_losses(resumed), _losses(full)[2:])
     for a, b in zip(jax.tree.leaves(resumed["state"]), jax.tree.leaves(full["state"])):
@@ -102,8 +106,29 @@ def _check_run_directory(workdir: pathlib.Path, result) -> None:
 def test_resume_with_a_changed_model_fails_naming_the_field(reference_dir, tmp_path):
     config = reference_config(reference_dir, tmp_path / "run")
     config.train.num_steps = 1
-    loop.run(config)
+    loop.run(config, programs=PROGRAMS)
     config.model.d_model = 64
     config.train.num_steps = 2
     with pytest.raises(ValueError, match="model.d_model: checkpoint 32, config 64"):
         loop.run(config)
+
+
+def test_compiled_programs_are_shared_only_when_handed_over(reference_dir, tmp_path):
+    """No process-wide cache: a trainer builds into its own Programs unless handed one.
+    (jax.jit compiles on first call; building the step functions here compiles nothing.)"""
+    programs = loop.Programs()
+
+    def step_fn(name, **train):
+        config = reference_config(reference_dir, tmp_path / name)
+        config.train.update(train)
+        trainer = loop.Trainer(config, programs=programs if name != "own" else None)
+        try:
+            return trainer.step_fn(0)[0]
+        finally:
+            trainer.close()
+
+    first = step_fn("a")
+    assert step_fn("b") is first and len(programs) == 1  # same model, optimizer, mesh, seed
+    assert step_fn("c", base_lr=2e-3) is not first and len(programs) == 2
+    assert step_fn("own") is not first and len(programs) == 2
+    assert not hasattr(loop, "_COMPILED")

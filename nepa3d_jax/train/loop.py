@@ -26,13 +26,13 @@ from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
 from nepa3d_jax.train.optimizer import make_optimizer
 from nepa3d_jax.train.preemption import PreemptionGuard
+from nepa3d_jax.train.programs import Programs
 from nepa3d_jax.train.schedule import EpochSchedule, dual_mask_warmup_steps
 from nepa3d_jax.train.state import (TrainState, abstract_state, build_model, init_fn,
                                     state_shardings)
 from nepa3d_jax.train.step import StepSpec, device_batch, jit_train_step, make_train_step
 
 log = logging.getLogger("nepa3d_jax.train")
-_COMPILED: dict[Any, Any] = {}
 
 # Fields a resumed run must share with its checkpoint (they fix parameter shapes).
 SHAPE_FIELDS = ("model.d_model", "model.layers", "model.heads", "model.mlp_ratio",
@@ -59,7 +59,8 @@ class Trainer:
     """The pretraining run's objects; `run()` below is the whole job."""
 
     def __init__(self, config: ml_collections.ConfigDict, config_path: str | None = None,
-                 overrides: Sequence[str] = (), devices: Sequence[jax.Device] | None = None):
+                 overrides: Sequence[str] = (), devices: Sequence[jax.Device] | None = None,
+                 programs: Programs | None = None):
         from nepa3d_jax.data.pipeline import InputPipeline
 
         self.config = config = ml_collections.ConfigDict(config.to_dict())
@@ -83,9 +84,10 @@ class Trainer:
         self.init = init_fn(self.model, self.optimizer, seed=int(config.seed))
         self.shardings = state_shardings(jax.eval_shape(self.init), self.mesh)
         # Same model, optimizer settings and mesh -> the same compiled programs, also across
-        # runs in one process (a resume, the eval after training, the tests).
+        # runs that share `programs` (a resume in one process, the tests).
+        self.programs = Programs() if programs is None else programs
         t = config.train
-        self._cache_key = (repr(self.model), float(self.derived.lr),
+        self._cache_key = (self.model, float(self.derived.lr),
                            tuple(float(t.get(k, 0.0) or 0.0) for k in (
                                "b1", "b2", "weight_decay", "grad_clip")),
                            self.mesh, int(config.seed))
@@ -103,10 +105,9 @@ class Trainer:
         """The latest checkpoint's state (and iterator position), or a fresh init."""
         latest = self.run_dir.latest_step()
         if latest is None:
-            key = ("init",) + self._cache_key
-            if key not in _COMPILED:
-                _COMPILED[key] = jax.jit(self.init, out_shardings=self.shardings)
-            return _COMPILED[key](), None
+            init = self.programs.get(("init",) + self._cache_key,
+                                     lambda: jax.jit(self.init, out_shardings=self.shardings))
+            return init(), None
         _check_resume_config(self.run_dir.read_config(latest), self.config,
                              int(self.derived.max_len), self.workdir)
         target = abstract_state(self.init, self.shardings)
@@ -130,10 +131,9 @@ class Trainer:
                      spec.sizes.n_point, spec.sizes.n_ray, spec.sizes.dual_mask_window,
                      spec.seq_len)
         self._sizes = spec.sizes
-        if key not in _COMPILED:
-            _COMPILED[key] = jit_train_step(make_train_step(self.model, self.optimizer, spec),
-                                            self.shardings, self.mesh)
-        return _COMPILED[key], spec.seq_len
+        step = self.programs.get(key, lambda: jit_train_step(
+            make_train_step(self.model, self.optimizer, spec), self.shardings, self.mesh))
+        return step, spec.seq_len
 
     # -- the loop ----------------------------------------------------------------------------
     def train(self, callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
@@ -203,14 +203,16 @@ class Trainer:
 def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
         overrides: Sequence[str] = (), return_state: bool = False,
         devices: Sequence[jax.Device] | None = None,
-        callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+        callback: Callable[[int, Any], None] | None = None,
+        programs: Programs | None = None) -> dict[str, Any]:
     """Pretrains `config` in `config.workdir` (resuming if it holds checkpoints).
 
     Returns a summary (final step and loss, the logged loss trajectory, derived values, the
     results of `train.eval_after`); with `return_state` also the final TrainState. `devices`
-    restricts the mesh (default: all global devices).
+    restricts the mesh (default: all global devices); `programs` shares compiled programs with
+    other runs in this process.
     """
-    trainer = Trainer(config, config_path, overrides, devices)
+    trainer = Trainer(config, config_path, overrides, devices, programs)
     try:
         result = trainer.train(callback)
     finally:
