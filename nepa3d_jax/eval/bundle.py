@@ -7,9 +7,7 @@ at the end so the job exits non-zero.
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -17,6 +15,7 @@ from collections.abc import Callable
 import ml_collections
 
 from nepa3d_jax.eval.cls.finetune import write_json_atomic
+from nepa3d_jax.run_log import close_run_log, open_run_log
 
 STEPS = ("scan", "cpac", "modelnet")
 OUT_NAMES = dict(scan="cls_scanobjectnn", cpac="cpac_udf", modelnet="cls_modelnet40")
@@ -28,16 +27,6 @@ def run_tag_of(ckpt: str) -> str:
     if os.path.isfile(path) or path.endswith(".pt"):
         path = os.path.dirname(path) or path
     return os.path.basename(path) or "run"
-
-
-def _logger(path: str) -> logging.Logger:
-    log = logging.getLogger(f"nepa3d_jax.eval_bundle.{time.time_ns()}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    for h in (logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")):
-        h.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        log.addHandler(h)
-    return log
 
 
 def _summary(name: str, result: dict) -> dict:
@@ -62,7 +51,8 @@ def run(config: ml_collections.ConfigDict,
     tag = c.run_tag or run_tag_of(c.ckpt)
     out_dir = os.path.join(c.results_root, tag)
     os.makedirs(out_dir, exist_ok=True)
-    log = _logger(os.path.join(out_dir, "bundle.log"))
+    log = open_run_log("nepa3d_jax.eval_bundle", os.path.join(out_dir, "bundle.log"),
+                       "%(asctime)s %(message)s", "%H:%M:%S", mode="a")
     runners = runners or _runners()
     summary = dict(run_tag=tag, ckpt=c.ckpt, results_dir=out_dir, steps={})
     failed = []
@@ -99,9 +89,7 @@ def run(config: ml_collections.ConfigDict,
             summary["steps"][name] = step
             write_json_atomic(os.path.join(out_dir, "bundle.json"), summary)
     finally:
-        for h in list(log.handlers):
-            h.close()
-            log.removeHandler(h)
+        close_run_log(log)
     if failed:
         raise RuntimeError(f"eval bundle {tag}: step(s) {failed} failed; see "
                            f"{os.path.join(out_dir, 'bundle.json')}")

@@ -13,9 +13,7 @@ protocol (backends, readout, pooling, attention, sizes, split) so a reader can a
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -31,28 +29,7 @@ from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.eval.cls import setup as cls_setup
 from nepa3d_jax.eval.cls import split as cls_split
 from nepa3d_jax.eval.cls import steps as cls_steps
-
-
-def _logger(log_path: str) -> logging.Logger:
-    log = logging.getLogger(f"nepa3d_jax.finetune_cls.{id(log_path)}.{time.time_ns()}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    fmt = logging.Formatter("%(message)s")
-    out = logging.StreamHandler(sys.stdout)
-    out.setFormatter(fmt)
-    log.addHandler(out)
-    if log_path:
-        os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
-        fh = logging.FileHandler(log_path, mode="w")
-        fh.setFormatter(fmt)
-        log.addHandler(fh)
-    return log
-
-
-def _close(log: logging.Logger) -> None:
-    for h in list(log.handlers):
-        h.close()
-        log.removeHandler(h)
+from nepa3d_jax.run_log import close_run_log, open_run_log
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -160,7 +137,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
     step_batch = cls_steps.batch_size_for(int(c.batch), n_dev)
 
     log_path = c.log_path or (os.path.splitext(c.out_json)[0] + ".log" if c.out_json else "")
-    log = _logger(log_path)
+    log = open_run_log("nepa3d_jax.finetune_cls", log_path)
     try:
         for line in protocol_lines(c, r, sel, pooling, aug, k_val, k_test, n_dev, step_batch,
                                    full_spec):
@@ -170,7 +147,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
         result = _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch,
                                  key_init, key_head, log)
     finally:
-        _close(log)
+        close_run_log(log)
     result.update(
         settings=dict(c.to_dict(), resolved=dict(
             n_point=r.n_point, n_ray=r.n_ray, qa_tokens=int(r.qa_tokens), add_eos=int(r.add_eos),
