@@ -6,6 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from nepa3d_jax.data.paths import path_seed
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.eval.cpac import sampling as cs
 from nepa3d_jax.eval.cpac import tokens as ct
@@ -44,9 +45,9 @@ def shape_dir(tmp_path, monkeypatch):
 
 
 def test_stable_seed_is_md5_prefix_plus_seed_mod_2_32():
-    assert cs.stable_seed("a/b/c.npz", 0) == 2294557946
-    assert cs.stable_seed("unpaired/eval/box/box_0_test_000.npz", 999) == 690021620 + 999
-    assert cs.stable_seed("a/b/c.npz", 2**32 - 2294557946) == 0  # wraps around
+    assert path_seed("a/b/c.npz", 0) == 2294557946
+    assert path_seed("unpaired/eval/box/box_0_test_000.npz", 999) == 690021620 + 999
+    assert path_seed("a/b/c.npz", 2**32 - 2294557946) == 0  # wraps around
 
 
 def test_choose_replaces_only_when_pool_is_short():

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data import mixture as mixture_lib
-from nepa3d_jax.data import records
+from nepa3d_jax.data import paths, records
 from nepa3d_jax.data.schema import CacheError
 
 BATCH_DTYPES = dict(
@@ -144,7 +144,7 @@ class InputPipeline:
         path = self.mixture.files[comp][local]
         out = records.load_sample(path, self.options[comp], self.pads)
         out["sample_id"] = np.int32(sample_id)
-        out["label"] = np.int32(records.class_label(path, self.classes[comp]))
+        out["label"] = np.int32(paths.class_label(path, self.classes[comp]))
         return out
 
     def batch_at(self, epoch: int, step: int) -> dict[str, np.ndarray]:

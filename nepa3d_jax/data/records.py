@@ -7,7 +7,6 @@ lengths travel as counts. Sizes come from a header-only scan of the corpus (no a
 from __future__ import annotations
 
 import dataclasses
-import os
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +40,26 @@ class PadSizes:
     fps: int
 
 
+def flattened_link_hint(path: str) -> str:
+    """A hint when the file is a symlink flattened into a text file holding its target."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4097)
+        if len(head) <= 4096 and head.strip().endswith(b".npz"):
+            target = head.strip().decode("utf-8", "replace")
+            return (f"; it is a {len(head)}-byte text file naming '{target}': a symlink "
+                    "flattened by a copy; recreate the split view with real links "
+                    "(python -m data_prep.unpaired_split)")
+    except OSError:
+        pass
+    return ""
+
+
 class CheckedRecord(Mapping):
     """Lazy view of one `.npz`: a key is decompressed on first access and checked for NaN/Inf.
 
-    Errors are CacheError naming the file and the key.
+    The one cache reader of training, CPAC-UDF and classification; errors are CacheError
+    naming the file and the key.
     """
 
     def __init__(self, path: str):
@@ -54,7 +69,8 @@ class CheckedRecord(Mapping):
         except FileNotFoundError as e:
             raise CacheError(f"{path}: file not found") from e
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise CacheError(f"{path}: not a readable .npz (truncated or not a zip: {e})") from e
+            raise CacheError(f"{path}: not a readable .npz (truncated or not a zip: {e})"
+                             f"{flattened_link_hint(path)}") from e
         self._keys = set(self._z.files)
         self._cache: dict[str, np.ndarray] = {}
 
@@ -86,10 +102,20 @@ class CheckedRecord(Mapping):
         self._z.close()
 
 
-def _pad(a: np.ndarray, n: int, dtype: Any, what: str, path: str) -> np.ndarray:
+_PAD_HINT = " (raise config.data.pt_pool_pad / ray_pool_pad, or 0 = corpus max)"
+
+
+def pad_rows(a: np.ndarray, n: int, dtype: Any, what: str = "pool", path: str = "",
+             hint: str = "") -> np.ndarray:
+    """`a` zero-padded to `n` rows as `dtype`; ValueError when it has more (never truncates).
+
+    The one padding routine of training, CPAC and classification: a pool longer than its pad
+    would silently lose entries. An FPS order is a prefix by definition: cut it before padding.
+    """
     if a.shape[0] > n:
-        raise ValueError(f"{path}: {what} has {a.shape[0]} entries, more than the pad size {n} "
-                         "(raise config.data.pt_pool_pad / ray_pool_pad, or 0 = corpus max)")
+        where = f"{path}: " if path else ""
+        raise ValueError(f"{where}{what} has {a.shape[0]} entries, more than the pad size {n}"
+                         f"{hint}")
     out = np.zeros((n, *a.shape[1:]), dtype)
     out[: a.shape[0]] = a
     return out
@@ -102,33 +128,50 @@ def pad_pools(pools: Mapping[str, Any], pads: PadSizes, path: str = "") -> dict[
         order = np.zeros((0,), np.int32)
     order = order[: pads.fps]  # the tokenizer only ever uses a prefix of the order
     return dict(
-        pt_xyz=_pad(pools["pt_xyz"], pads.pt, np.float32, "point pool", path),
-        pt_dist=_pad(pools["pt_dist"], pads.pt, np.float32, "point distances", path),
+        pt_xyz=pad_rows(pools["pt_xyz"], pads.pt, np.float32, "point pool", path, _PAD_HINT),
+        pt_dist=pad_rows(pools["pt_dist"], pads.pt, np.float32, "point distances", path,
+                         _PAD_HINT),
         pt_count=np.int32(pools["pt_xyz"].shape[0]),
-        pt_fps_order=_pad(order, pads.fps, np.int32, "fps order", path),
+        pt_fps_order=pad_rows(order, pads.fps, np.int32, "fps order", path, _PAD_HINT),
         fps_count=np.int32(order.shape[0]),
-        ray_o=_pad(pools["ray_o"], pads.ray, np.float32, "ray pool", path),
-        ray_d=_pad(pools["ray_d"], pads.ray, np.float32, "ray pool", path),
-        ray_hit=_pad(pools["ray_hit"], pads.ray, np.float32, "ray pool", path),
-        ray_t=_pad(pools["ray_t"], pads.ray, np.float32, "ray pool", path),
-        ray_n=_pad(pools["ray_n"], pads.ray, np.float32, "ray pool", path),
+        ray_o=pad_rows(pools["ray_o"], pads.ray, np.float32, "ray pool", path, _PAD_HINT),
+        ray_d=pad_rows(pools["ray_d"], pads.ray, np.float32, "ray pool", path, _PAD_HINT),
+        ray_hit=pad_rows(pools["ray_hit"], pads.ray, np.float32, "ray pool", path, _PAD_HINT),
+        ray_t=pad_rows(pools["ray_t"], pads.ray, np.float32, "ray pool", path, _PAD_HINT),
+        ray_n=pad_rows(pools["ray_n"], pads.ray, np.float32, "ray pool", path, _PAD_HINT),
         ray_count=np.int32(pools["ray_o"].shape[0]),
         ray_available=np.bool_(pools["ray_available"]),
     )
 
 
-def load_sample(path: str, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
-    """Read, apply the backend and pad one cache file."""
+def read_pools(path: str, opts: SampleOptions) -> dict[str, Any]:
+    """Read one cache file and apply the backend: unpadded pools (`backends.apply_backend`).
+
+    The one reader of training and classification (CPAC reads `CheckedRecord` key by key);
+    CacheError names the file and the key, also for a key the backend needs but lacks.
+    """
     rec = CheckedRecord(path)
     try:
-        pools = backends.apply_backend(
+        for group in schema.BACKEND_REQUIRED_KEYS.get(opts.backend, ()):
+            group = (group,) if isinstance(group, str) else tuple(group)
+            if not any(k in rec for k in group):
+                raise CacheError(f"{path} [{' or '.join(group)}]: missing key needed by backend "
+                                 f"'{opts.backend}' (file has: {', '.join(sorted(rec))})")
+        return backends.apply_backend(
             rec, opts.backend, pt_xyz_key=opts.pt_xyz_key, pt_dist_key=opts.pt_dist_key,
             pt_fps_key=opts.pt_fps_key, ablate_point_dist=opts.ablate_point_dist,
             force_missing_ray=opts.force_missing_ray, voxel_grid=opts.voxel_grid,
             voxel_dilate=opts.voxel_dilate, voxel_max_steps=opts.voxel_max_steps, path=path)
+    except KeyError as e:  # a key some backend reads without checking
+        raise CacheError(f"{path} [{e.args[0] if e.args else '?'}]: missing key needed by "
+                         f"backend '{opts.backend}'") from e
     finally:
         rec.close()
-    return pad_pools(pools, pads, path)
+
+
+def load_sample(path: str, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
+    """Read, apply the backend and pad one cache file."""
+    return pad_pools(read_pools(path, opts), pads, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,8 +232,3 @@ def scan_files(paths: Sequence[str], opts: SampleOptions, *, values: bool = Fals
             problems.extend(probs)
             pt, ray, fps = max(pt, s.pt), max(ray, s.ray), max(fps, s.fps)
     return problems, RecordSizes(pt, ray, fps)
-
-
-def class_label(path: str, classes: Sequence[str]) -> int:
-    """Index of the file's class folder (`<root>/<split>/<class>/<id>.npz`) in `classes`."""
-    return classes.index(os.path.basename(os.path.dirname(path)))

@@ -11,17 +11,15 @@ Per sample (a leading N in front of each): `pt_xyz (P,3) f32`, `pt_dist (P,) f32
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from nepa3d_jax.data import backends as backends_lib
-from nepa3d_jax.data import npz
-from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError
-from nepa3d_jax.eval.cls.split import label_from_path
+from nepa3d_jax.data import records
+from nepa3d_jax.data.paths import label_from_path, path_seed
+from nepa3d_jax.data.records import pad_rows
+from nepa3d_jax.data.schema import CacheError
 
 RAY_VEC = ("ray_o", "ray_d", "ray_n")
 RAY_SCALAR = ("ray_hit", "ray_t")
@@ -39,35 +37,13 @@ class PoolOptions:
     keep_rays: bool = True   # False (n_ray == 0): store a 1-ray placeholder, saving memory
 
 
-def path_seed(path: str, eval_seed: int) -> int:
-    """The original's deterministic per-sample eval seed (path string as globbed)."""
-    return (int(hashlib.md5(path.encode("utf-8")).hexdigest()[:8], 16) + int(eval_seed)) \
-        & 0xFFFFFFFF
-
-
 def read_sample(path: str, opts: PoolOptions) -> dict:
-    """Unpadded pools of one cache file; CacheError naming the file (and key) when unusable."""
-    try:
-        with npz.Npz(path) as z:
-            for group in BACKEND_REQUIRED_KEYS[opts.backend]:
-                group = (group,) if isinstance(group, str) else tuple(group)
-                if not any(k in z.files for k in group):
-                    raise CacheError(f"{path} [{' or '.join(group)}]: missing key needed by "
-                                     f"backend '{opts.backend}' (file has: "
-                                     f"{', '.join(sorted(z.files))})")
-            pools = backends_lib.apply_backend(
-                z, opts.backend, pt_xyz_key=opts.pt_xyz_key, pt_dist_key=opts.pt_dist_key,
-                pt_fps_key=opts.pt_fps_key, ablate_point_dist=opts.ablate_point_dist,
-                force_missing_ray=opts.force_missing_ray, path=path)
-    except CacheError:
-        raise
-    except KeyError as e:
-        raise CacheError(f"{path} [{e.args[0] if e.args else '?'}]: missing key needed by "
-                         f"backend '{opts.backend}'") from e
-    except FileNotFoundError as e:
-        raise CacheError(f"{path}: file not found") from e
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise CacheError(f"{path}: not a readable .npz ({e})") from e
+    """Unpadded pools of one cache file (`records.read_pools`, the training reader); CacheError
+    naming the file (and key) when unusable."""
+    pools = records.read_pools(path, records.SampleOptions(
+        backend=opts.backend, pt_xyz_key=opts.pt_xyz_key, pt_dist_key=opts.pt_dist_key,
+        pt_fps_key=opts.pt_fps_key, ablate_point_dist=opts.ablate_point_dist,
+        force_missing_ray=opts.force_missing_ray))
     xyz = np.asarray(pools["pt_xyz"], np.float32)
     if xyz.ndim != 2 or xyz.shape[1] != 3 or xyz.shape[0] == 0:
         raise CacheError(f"{path} [{opts.pt_xyz_key}]: point pool has shape {xyz.shape}, "
@@ -77,38 +53,34 @@ def read_sample(path: str, opts: PoolOptions) -> dict:
     return pools
 
 
-def _pad(a: np.ndarray, n: int) -> np.ndarray:
-    out = np.zeros((n,) + a.shape[1:], a.dtype)
-    out[:min(n, a.shape[0])] = a[:n]
-    return out
-
-
 def stack_samples(samples: Sequence[dict], *, pt_pad: int, fps_pad: int, ray_pad: int,
                   keep_rays: bool = True) -> dict[str, np.ndarray]:
-    """Pad each sample's pools to the given sizes and stack them."""
+    """Pad each sample's pools to the given sizes (`records.pad_rows`: a pool longer than its
+    pad is an error) and stack them; FPS orders are cut to `fps_pad` (a prefix is an order)."""
     out: dict[str, list] = {k: [] for k in (
         "pt_xyz", "pt_dist", "pt_count", "pt_fps_order", "fps_count", *RAY_VEC, *RAY_SCALAR,
         "ray_count", "ray_available")}
     for s in samples:
         n = s["pt_xyz"].shape[0]
-        out["pt_xyz"].append(_pad(np.asarray(s["pt_xyz"], np.float32), pt_pad))
-        out["pt_dist"].append(_pad(np.asarray(s["pt_dist"], np.float32).reshape(n), pt_pad))
+        out["pt_xyz"].append(pad_rows(np.asarray(s["pt_xyz"]), pt_pad, np.float32, "point pool"))
+        out["pt_dist"].append(pad_rows(np.asarray(s["pt_dist"]).reshape(n), pt_pad, np.float32,
+                                       "point distances"))
         out["pt_count"].append(n)
         order = s.get("pt_fps_order")
         if order is None:
             out["pt_fps_order"].append(np.zeros((fps_pad,), np.int32))
             out["fps_count"].append(0)
         else:
-            order = np.asarray(order, np.int32)
-            out["pt_fps_order"].append(_pad(order, fps_pad))
+            order = np.asarray(order, np.int32)[:fps_pad]
+            out["pt_fps_order"].append(pad_rows(order, fps_pad, np.int32, "fps order"))
             out["fps_count"].append(min(order.shape[0], fps_pad))
         r = s["ray_o"].shape[0] if keep_rays else 0
         for k in RAY_VEC:
             src = np.asarray(s[k], np.float32).reshape(-1, 3) if keep_rays else np.zeros((0, 3))
-            out[k].append(_pad(src.astype(np.float32), ray_pad))
+            out[k].append(pad_rows(src, ray_pad, np.float32, "ray pool"))
         for k in RAY_SCALAR:
             src = np.asarray(s[k], np.float32).reshape(-1) if keep_rays else np.zeros((0,))
-            out[k].append(_pad(src.astype(np.float32), ray_pad))
+            out[k].append(pad_rows(src, ray_pad, np.float32, "ray pool"))
         out["ray_count"].append(r)
         out["ray_available"].append(bool(s["ray_available"]))
     arrays = {k: np.stack(v) if k not in ("pt_count", "fps_count", "ray_count", "ray_available")

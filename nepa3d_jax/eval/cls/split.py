@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nepa3d_jax.data.paths import label_from_path
+
 
 def list_npz(cache_root: str, split: str) -> list[str]:
     """Sorted `<cache_root>/<split>/<class>/<id>.npz` paths; a clear error when there are none."""
@@ -28,11 +30,6 @@ def list_npz(cache_root: str, split: str) -> list[str]:
                 "expected <split>/<class>/<id>.npz)") if loose else ""
         raise ValueError(f"empty split: no <class>/*.npz files under {split_dir}{hint}")
     return paths
-
-
-def label_from_path(path: str) -> str:
-    """The class is the name of the folder holding the file."""
-    return os.path.basename(os.path.dirname(path))
 
 
 def build_label_map(paths: Sequence[str]) -> dict[str, int]:

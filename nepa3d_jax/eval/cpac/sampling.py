@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import os
-import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from nepa3d_jax.data import npz
 from nepa3d_jax.data.backends import backend_pools
+from nepa3d_jax.data.paths import path_seed
+from nepa3d_jax.data.records import CheckedRecord, flattened_link_hint
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError, check_cache_file
 from nepa3d_jax.eval.cpac.grid import sample_grid_queries
 from nepa3d_jax.tokenizer.ordering import morton_codes_np
@@ -41,12 +41,6 @@ TARGET_KEYS = ("pt_dist_udf_pool", "pt_dist_pool")
 def list_shapes(cache_root: str, split: str) -> list[str]:
     """Sorted `<cache_root>/<split>/*/*.npz`, spelled exactly as glob does (seeds hash them)."""
     return sorted(glob.glob(os.path.join(cache_root, split, "*", "*.npz")))
-
-
-def stable_seed(path: str, seed: int) -> int:
-    """The per-shape seed: first 8 hex digits of md5(path) plus `seed`, modulo 2**32."""
-    digest = hashlib.md5(path.encode("utf-8")).hexdigest()[:8]
-    return (int(digest, 16) + int(seed)) & 0xFFFFFFFF
 
 
 def choose(rng: np.random.RandomState, n: int, k: int) -> np.ndarray:
@@ -81,58 +75,6 @@ class ShapeSample:
     target_key: str       # cache key the targets came from
 
 
-def _link_hint(path: str) -> str:
-    """A hint when the file is a symlink flattened into a text file holding its target."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4097)
-        if len(head) <= 4096 and head.strip().endswith(b".npz"):
-            target = head.strip().decode("utf-8", "replace")
-            return (f"; it is a {len(head)}-byte text file naming '{target}': a symlink "
-                    "flattened by a copy; recreate the split view with real links "
-                    "(python -m data_prep.unpaired_split)")
-    except OSError:
-        pass
-    return ""
-
-
-class _Npz(Mapping):
-    """A lazily read `.npz` whose missing keys raise CacheError naming the file and key."""
-
-    def __init__(self, path: str):
-        self.path = path
-        try:
-            self._z = npz.Npz(path)
-        except FileNotFoundError as e:
-            raise CacheError(f"{path}: file not found") from e
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise CacheError(f"{path}: not a readable .npz ({e}){_link_hint(path)}") from e
-        self._cache: dict[str, np.ndarray] = {}
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._z.files
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._cache:
-            if key not in self._z.files:
-                raise CacheError(f"{self.path} [{key}]: missing key "
-                                 f"(file has: {', '.join(sorted(self._z.files))})")
-            try:
-                self._cache[key] = self._z[key]
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                raise CacheError(f"{self.path} [{key}]: corrupt array data ({e})") from e
-        return self._cache[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._z.files)
-
-    def __len__(self) -> int:
-        return len(self._z.files)
-
-    def close(self) -> None:
-        self._z.close()
-
-
 def check_shapes(paths: list[str], backend: str | None, query_source: str = "pool") -> list[str]:
     """Header-level problems of CPAC inputs (keys the context backend and the targets need;
     backend None: no context), cheap: nothing is decompressed. Each names the file and key."""
@@ -143,7 +85,7 @@ def check_shapes(paths: list[str], backend: str | None, query_source: str = "poo
     for path in paths:
         found = check_cache_file(path, required, check_values=False)
         if found and "not a readable" in found[0]:
-            found[0] += _link_hint(path)
+            found[0] += flattened_link_hint(path)
         problems.extend(found)
     return problems
 
@@ -159,9 +101,10 @@ def split_queries(n_query: int, query_source: str, query_pool_frac: float) -> tu
     return n_pool, n_query - n_pool
 
 
-def _context_pools(path: str, backend: str, npz: _Npz | None, backend_opts: Mapping[str, Any]):
+def _context_pools(path: str, backend: str, npz: CheckedRecord | None,
+                   backend_opts: Mapping[str, Any]):
     own = npz is None
-    npz = _Npz(path) if own else npz
+    npz = CheckedRecord(path) if own else npz
     try:
         pools = backend_pools(npz, backend, **backend_opts)
     except KeyError as e:  # a key some backend reads without checking
@@ -190,8 +133,8 @@ def sample_shape(path: str, *, seed: int, context_backend: str, n_context: int, 
     n_grid = split_queries(int(n_query), query_source, query_pool_frac)[1]
     n_query = int(n_query) - n_grid  # from the pool
     backend_opts = dict(backend_opts or {})
-    rng = np.random.RandomState(stable_seed(path, seed))
-    npz = _Npz(path)
+    rng = np.random.RandomState(path_seed(path, seed))
+    npz = CheckedRecord(path)
     try:
         pt_xyz = np.asarray(npz["pt_xyz_pool"], np.float32)
         n_pool = int(pt_xyz.shape[0])
