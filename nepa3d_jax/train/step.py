@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 
 from nepa3d_jax import tokenizer
 from nepa3d_jax.parallel import batch_sharding, replicated
+from nepa3d_jax.tokenizer.options import TokenOptions
 from nepa3d_jax.train import masks
 from nepa3d_jax.train.schedule import Sizes
 from nepa3d_jax.train.state import TrainState
@@ -38,13 +39,7 @@ BATCH_FIELDS = tokenizer.POOL_FIELDS + ("sample_id",)
 class StepSpec:
     """Everything static about one compiled step (a new value = a new compilation)."""
     sizes: Sizes
-    qa_tokens: int = 1
-    qa_layout: str = "interleave"
-    pt_sample_mode: str = "fps"
-    pt_rfps_m: int = 4096
-    point_order_mode: str = "fps"
-    drop_ray_prob: float = 0.0
-    add_eos: bool = True
+    tokens: TokenOptions
     objective: str = "nepa"
     mask_ratio: float = 0.4
     dual_mask_near: float = 0.0
@@ -57,12 +52,14 @@ class StepSpec:
     def from_config(cls, config: ml_collections.ConfigDict, sizes: Sizes,
                     warmup_steps: int) -> "StepSpec":
         data, train = config.data, config.train
+        tokens = TokenOptions(
+            n_point=sizes.n_point, n_ray=sizes.n_ray, qa_tokens=bool(int(data.qa_tokens)),
+            qa_layout=str(data.qa_layout), add_eos=bool(int(data.get("add_eos", 1))),
+            pt_sample_mode=str(data.pt_sample_mode_train),
+            point_order_mode=str(data.point_order_mode), pt_rfps_m=int(data.pt_rfps_m),
+            drop_ray_prob=float(data.get("drop_ray_prob", 0.0)))
         return cls(
-            sizes=sizes, qa_tokens=int(data.qa_tokens), qa_layout=str(data.qa_layout),
-            pt_sample_mode=str(data.pt_sample_mode_train), pt_rfps_m=int(data.pt_rfps_m),
-            point_order_mode=str(data.point_order_mode),
-            drop_ray_prob=float(data.get("drop_ray_prob", 0.0)),
-            add_eos=bool(int(data.get("add_eos", 1))), objective=str(train.objective),
+            sizes=sizes, tokens=tokens, objective=str(train.objective),
             mask_ratio=float(train.get("mask_ratio", 0.4)),
             dual_mask_near=float(train.get("dual_mask_near", 0.0)),
             dual_mask_far=float(train.get("dual_mask_far", 0.0)),
@@ -74,24 +71,16 @@ class StepSpec:
         # The original keeps dual masking off for the MAE objective.
         return self.objective == "nepa" and (self.dual_mask_near > 0 or self.dual_mask_far > 0)
 
-    def tokenizer_options(self) -> dict[str, Any]:
-        return dict(n_point=self.sizes.n_point, n_ray=self.sizes.n_ray,
-                    qa_tokens=bool(self.qa_tokens), qa_layout=self.qa_layout,
-                    pt_sample_mode=self.pt_sample_mode, pt_rfps_m=self.pt_rfps_m,
-                    point_order_mode=self.point_order_mode, drop_ray_prob=self.drop_ray_prob,
-                    add_eos=self.add_eos)
-
     @property
     def seq_len(self) -> int:
-        return tokenizer.sequence_length(self.sizes.n_point, self.sizes.n_ray,
-                                         bool(self.qa_tokens), self.add_eos)
+        return self.tokens.seq_len
 
 
 def tokenize(spec: StepSpec, batch: Mapping[str, jax.Array], step_key: jax.Array
              ) -> tuple[jax.Array, jax.Array]:
     """(feat (B, T, 15), type_id (B, T)) of the batch's pools, one key per sample_id."""
     keys = jax.vmap(lambda i: jax.random.fold_in(step_key, i))(batch["sample_id"])
-    return tokenizer.build_batch(batch, keys, **spec.tokenizer_options())
+    return tokenizer.build_batch(batch, keys, **spec.tokens.kwargs())
 
 
 def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id: jax.Array,

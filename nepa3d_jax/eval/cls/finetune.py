@@ -30,6 +30,7 @@ from nepa3d_jax.eval.cls import setup as cls_setup
 from nepa3d_jax.eval.cls import split as cls_split
 from nepa3d_jax.eval.cls import steps as cls_steps
 from nepa3d_jax.run_log import close_run_log, open_run_log
+from nepa3d_jax.tokenizer.options import TokenOptions
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
@@ -191,9 +192,9 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
     common = dict(n_point=r.n_point, n_ray=r.n_ray, qa_tokens=r.qa_tokens, qa_layout=c.qa_layout,
                   add_eos=r.add_eos, point_order_mode=c.point_order_mode,
                   pt_rfps_m=int(c.pt_rfps_m))
-    tok_train = cls_steps.TokenOptions(pt_sample_mode=c.pt_sample_mode_train,
+    tok_train = TokenOptions(pt_sample_mode=c.pt_sample_mode_train,
                                        drop_ray_prob=float(c.drop_ray_prob_train), **common)
-    tok_eval = cls_steps.TokenOptions(pt_sample_mode=c.pt_sample_mode_eval, **common)
+    tok_eval = TokenOptions(pt_sample_mode=c.pt_sample_mode_eval, **common)
     train_step = cls_steps.make_train_step(logits_fn, tx, tok_train, aug, int(c.seed), mesh)
     eval_aug = aug if c.aug_eval else None
     eval_step = cls_steps.make_eval_step(logits_fn, tok_eval, eval_aug, mesh)

@@ -8,7 +8,6 @@ partial last batch or a batch not divisible by the device count changes no numbe
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -20,26 +19,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import mc as cls_mc
 from nepa3d_jax.eval.cls import model as cls_model
+from nepa3d_jax.tokenizer.options import TokenOptions
 from nepa3d_jax.tokenizer.sequence import build_batch
 
 AUG_FIELDS = ("pt_xyz", "pt_dist", "ray_o", "ray_d", "ray_n", "ray_t")
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenOptions:
-    """Static tokenizer options of one split (train or eval)."""
-    n_point: int
-    n_ray: int
-    qa_tokens: bool
-    qa_layout: str
-    add_eos: bool
-    pt_sample_mode: str
-    point_order_mode: str
-    pt_rfps_m: int = 4096
-    drop_ray_prob: float = 0.0
-
-    def kwargs(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def data_mesh() -> Mesh:
