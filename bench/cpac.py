@@ -38,6 +38,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from nepa3d_jax import cli  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 REFERENCE = pathlib.Path(os.environ.get("NEPA3D_REFERENCE", REPO.parent / "shared" / "reference"))
 
@@ -122,14 +124,14 @@ def run_original(src: pathlib.Path, flags: dict, ckpt: str, out_json: pathlib.Pa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--reference-src", default="", help="checkout of the original (e.g. ref_src)")
+    ap = cli.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference_src", default="", help="checkout of the original (e.g. ref_src)")
     ap.add_argument("--preset", choices=("quick", "runA", "runB", "runD"), default="quick")
-    ap.add_argument("--n-shapes", type=int, default=3,
+    ap.add_argument("--n_shapes", type=int, default=3,
                     help="runA: eval shapes and head-training shapes each (reference has 5 / 10)")
-    ap.add_argument("--batch-size", type=int, default=0,
+    ap.add_argument("--batch_size", type=int, default=0,
                     help="ours: shapes per call (0: the config default, one per CPU device)")
-    ap.add_argument("--cache-root", default="",
+    ap.add_argument("--cache_root", default="",
                     help="runA: a CPAC split view (<root>/{eval,train_udf}/<class>/*.npz) to use "
                          "instead of the reference folder's; both sides run from its parent")
     args = ap.parse_args()

@@ -31,6 +31,7 @@ import time  # noqa: E402
 from data_prep import shapes  # noqa: E402
 from data_prep.profile import SMALL, Profile  # noqa: E402
 from data_prep.runner import shape_rng  # noqa: E402
+from nepa3d_jax import cli  # noqa: E402
 
 PRESETS = {"quick": (SMALL, 14), "runA": (Profile(), 20), "runB": (Profile(), 20),
            "runD": (Profile(), 20)}
@@ -58,11 +59,11 @@ def timed(cmd: list[str], env: dict, out_root: str) -> tuple[float, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="runA")
-    ap.add_argument("--reference-src", default=None, help="checkout of the original")
-    ap.add_argument("--mesh-root", default=None, help="ModelNet-layout meshes (train split)")
-    ap.add_argument("--n-shapes", type=int, default=None)
+    ap.add_argument("--reference_src", default=None, help="checkout of the original")
+    ap.add_argument("--mesh_root", default=None, help="ModelNet-layout meshes (train split)")
+    ap.add_argument("--n_shapes", type=int, default=None)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     profile, n = PRESETS[args.preset]

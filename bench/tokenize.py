@@ -27,6 +27,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(_HERE))
+from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax import tokenizer as tok  # noqa: E402
 
 PRESETS = {
@@ -130,13 +131,13 @@ def time_original(reference_src, shapes, opts, precomputed, n_samples):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="runA")
-    ap.add_argument("--reference-src", default=None, help="checkout of the original")
-    ap.add_argument("--cache-root", default=None, help="npz caches of the preset's sizes")
+    ap.add_argument("--reference_src", default=None, help="checkout of the original")
+    ap.add_argument("--cache_root", default=None, help="npz caches of the preset's sizes")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=30, help="our batches (median is reported)")
-    ap.add_argument("--original-samples", type=int, default=256,
+    ap.add_argument("--original_samples", type=int, default=256,
                     help="samples the original tokenizes with pre-computed orders "
                          "(a sixteenth of that with FPS on the fly)")
     args = ap.parse_args(argv)

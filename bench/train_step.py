@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.config import load_config  # noqa: E402
 from nepa3d_jax.parallel import batch_sharding, make_mesh  # noqa: E402
 from nepa3d_jax.tokenizer import sequence_length  # noqa: E402
@@ -174,9 +175,9 @@ def flops_per_step(n_params: int, layers: int, d_model: int, batch: int, t: int)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    ap.add_argument("--reference-src", default="")
+    ap.add_argument("--reference_src", default="")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--batch", type=int, default=0, help="0: the preset's (2 on CPU, 16 on GPU)")
     ap.add_argument("--attention", default="",

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from data_prep.atomic import atomic_path, atomic_savez
 from data_prep.fps import fps_order
 from data_prep.runner import process_context
+from nepa3d_jax import cli
 
 
 def list_caches(cache_root: str, splits: list[str]) -> list[str]:
@@ -93,17 +94,17 @@ def run(cache_root: str, splits: list[str], workers: int = 1, **kw) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.add_fps_order", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.add_fps_order", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
-    ap.add_argument("--splits", default="train,test", help="comma-separated split folders")
+    cli.add_list(ap, "--splits", default=("train", "test"), help="split folders")
     ap.add_argument("--fps_k", type=int, default=2048)
     ap.add_argument("--pt_key", default="pt_xyz_pool")
     ap.add_argument("--out_key", default="pt_fps_order")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    splits = [s.strip() for s in args.splits if s.strip()]
     try:
         stats = run(args.cache_root, splits, args.workers, pt_key=args.pt_key,
                     out_key=args.out_key, fps_k=args.fps_k, overwrite=args.overwrite)

@@ -22,6 +22,7 @@ from data_prep.atomic import atomic_write_text, remove_stale_temps
 from data_prep.mesh_cache import mesh_file_to_cache
 from data_prep.profile import Profile, add_profile_args, profile_from_args
 from data_prep.runner import Job, Summary, run_jobs
+from nepa3d_jax import cli
 
 
 def build_jobs(items: list[layout.MeshItem], out_root: str, profile: Profile, seed: int) -> list[Job]:
@@ -57,11 +58,12 @@ def write_provenance(args: argparse.Namespace, profile: Profile, summary: Summar
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.meshes", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.meshes", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layout", choices=("modelnet", "shapenet"), default="modelnet")
     ap.add_argument("--root", required=True, help="mesh root folder")
-    ap.add_argument("--out_root", required=True, help="cache root to write")
+    ap.add_argument("--out", "--out_root", dest="out_root", required=True,
+                    help="cache root to write")
     ap.add_argument("--split", choices=("train", "test", "all"), default="all")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)

@@ -32,6 +32,7 @@ from data_prep.fps import fps_order
 from data_prep.normalize import unit_ball_points
 from data_prep.runner import BadShape, Job, Summary, run_jobs
 from data_prep.sampling import query_pool
+from nepa3d_jax import cli
 
 TEST_SEED_OFFSET = 12345
 
@@ -140,10 +141,11 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.scanobjectnn", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.scanobjectnn", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scan_root", required=True)
-    ap.add_argument("--out_root", required=True)
+    ap.add_argument("--out", "--out_root", dest="out_root", required=True,
+                    help="cache root to write")
     ap.add_argument("--split", choices=("train", "test", "all"), default="all")
     ap.add_argument("--pt_pool", type=int, default=2000)
     ap.add_argument("--ray_pool", type=int, default=1000)

@@ -33,6 +33,7 @@ from data_prep import meshes, scanobjectnn, shapes, unpaired_split
 from data_prep.atomic import atomic_path, atomic_write_text
 from data_prep.profile import SMALL, Profile, add_profile_args, profile_from_args
 from data_prep.runner import shape_rng
+from nepa3d_jax import cli
 
 
 def _write_meshes(mesh_root: str, classes, n_per_class: int, n_test: int, seed: int):
@@ -103,11 +104,11 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.synthetic", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True)
+    ap = cli.ArgumentParser(prog="python -m data_prep.synthetic", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True, help="corpus folder to write")
     ap.add_argument("--n_per_class", type=int, default=4)
-    ap.add_argument("--classes", nargs="+", default=list(shapes.FAMILIES))
+    cli.add_list(ap, "--classes", default=shapes.FAMILIES, help="shape families")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--scan_points", type=int, default=1024)

@@ -26,6 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 from data_prep.atomic import atomic_open, atomic_write_text
+from nepa3d_jax import cli
 
 TRAIN_PARTS = ("train_mesh", "train_pc", "train_udf")
 ALL_PARTS = (*TRAIN_PARTS, "eval")
@@ -141,25 +142,29 @@ def materialize_view(src_cache_root: str, split_map: dict, out_root: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.unpaired_split", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.unpaired_split", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
     m = sub.add_parser("map", help="write the split map JSON")
     m.add_argument("--cache_root", required=True)
-    m.add_argument("--out_json", required=True)
+    m.add_argument("--out", "--out_json", dest="out_json", required=True,
+                   help="split map (.json) to write")
     m.add_argument("--train_split", default="train")
     m.add_argument("--eval_split", default="test")
-    m.add_argument("--ratios", type=float, nargs=3, default=(0.34, 0.33, 0.33),
-                   metavar=("MESH", "PC", "UDF"))
+    cli.add_list(m, "--ratios", default=(0.34, 0.33, 0.33), item_type=float,
+                 help="mesh, pc and udf shares")
     m.add_argument("--seed", type=int, default=0)
     v = sub.add_parser("view", help="materialise the split folders from a map")
     v.add_argument("--src_cache_root", required=True)
     v.add_argument("--split_json", required=True)
-    v.add_argument("--out_root", required=True)
-    v.add_argument("--splits", nargs="+", default=list(ALL_PARTS))
+    v.add_argument("--out", "--out_root", dest="out_root", required=True,
+                   help="view root to write")
+    cli.add_list(v, "--splits", default=ALL_PARTS, help="parts of the view")
     v.add_argument("--link_mode", choices=("symlink", "hardlink", "copy"), default="symlink")
     v.add_argument("--overwrite", action="store_true")
     args = ap.parse_args(argv)
+    if args.mode == "map" and len(args.ratios) != 3:
+        ap.error(f"--ratios takes 3 values (mesh, pc, udf), got {args.ratios}")
     try:
         if args.mode == "map":
             payload = build_split_map(args.cache_root, args.ratios, args.seed,

@@ -19,6 +19,7 @@ import sys
 
 from nepa3d_jax.data import schema
 from data_prep.runner import process_context
+from nepa3d_jax import cli
 
 _LINE = re.compile(r"^(?P<path>.*?)(?: \[(?P<key>[^\]]*)\])?: (?P<msg>.*)$", re.S)
 
@@ -61,16 +62,16 @@ def format_table(problems: list[schema.Problem]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.validate", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.validate", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
-    ap.add_argument("--splits", default="train,test")
-    ap.add_argument("--backends", default="", help=f"comma-separated, of: {', '.join(schema.BACKENDS)}")
+    cli.add_list(ap, "--splits", default=("train", "test"), help="split folders")
+    cli.add_list(ap, "--backends", help=f"of: {', '.join(schema.BACKENDS)}")
     ap.add_argument("--no_values", action="store_true", help="headers only (no NaN/index pass)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)
-    splits = [s for s in args.splits.split(",") if s]
-    backends = [b for b in args.backends.split(",") if b]
+    splits = [s for s in args.splits if s]
+    backends = [b for b in args.backends if b]
     try:
         n, problems = validate_root(args.cache_root, splits, backends, not args.no_values,
                                     args.workers)

@@ -81,7 +81,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 def entry() -> None:
+    """`nepa3d-jax` / `python -m nepa3d_jax.main`."""
     from nepa3d_jax import hostmem
+
+    if sys.argv[1:] in (["--help"], ["-h"]):  # absl's own --help exits with status 1
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
 
     hostmem.reexec_with_hugepages()  # before any large allocation; see hostmem's docstring
     app.run(main)

@@ -9,14 +9,15 @@ evaluator read it like a run of ours.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 from typing import Sequence
 
+from nepa3d_jax import cli
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nepa3d_jax.checkpoint.import_torch",
+    ap = cli.ArgumentParser(prog="python -m nepa3d_jax.checkpoint.import_torch",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint", help="original .pt (a dict with 'model' and 'args')")
     ap.add_argument("out_dir", help="run directory to create")

@@ -11,12 +11,13 @@ shows as `-`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import sys
 from collections.abc import Sequence
+
+from nepa3d_jax import cli
 
 # (column header, result file stem, key, higher is better)
 COLUMNS = (
@@ -117,7 +118,7 @@ def compare(run_dirs: Sequence[str], out: str = "") -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run_dirs", nargs="+", help="results/<run_tag> directories")
     ap.add_argument("--out", default="", help="output prefix for .md and .png")
     args = ap.parse_args(argv)
