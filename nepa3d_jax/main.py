@@ -87,6 +87,13 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as err:  # config / cache problems: the message names the field or file
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from nepa3d_jax.train.divergence import EXIT_DIVERGED, DivergenceError
+
+        if not isinstance(err, DivergenceError):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
     summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
     print(json.dumps(summary, indent=1, default=str))
     if result.get("preempted"):

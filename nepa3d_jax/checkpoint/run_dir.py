@@ -26,8 +26,9 @@ from typing import Any, Mapping
 
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
+
+from nepa3d_jax import io
 
 CHECKPOINTS = "checkpoints"
 ITEMS = ("state", "data_iter", "config")
@@ -36,23 +37,10 @@ _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collectio
 
 
 def _write_json_atomic(path: pathlib.Path, obj: Any) -> None:
-    """Writes on the primary process only; tmp file + rename so readers never see half a file."""
+    """Writes on the primary process only (`nepa3d_jax.io`: atomic, standard JSON)."""
     if jax.process_index() != 0:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return str(obj)
+    io.write_json_atomic(path, obj)
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -60,7 +48,7 @@ def _as_dict(config: Any) -> dict[str, Any]:
         return {}
     if hasattr(config, "to_dict"):
         return config.to_dict()
-    return json.loads(json.dumps(dict(config), default=_json_default))
+    return json.loads(io.dumps(dict(config)))
 
 
 def git_commit(root: str | os.PathLike | None = None) -> str | None:

@@ -9,14 +9,14 @@ config's `eval.<name>` block when present, with `ckpt` set to this run's workdir
 from __future__ import annotations
 
 import importlib
-import json
-import math
 import os
 import pathlib
 from typing import Any
 
 import jax
 import ml_collections
+
+from nepa3d_jax import io
 
 EVALUATORS = {"cpac_udf": "nepa3d_jax.eval.cpac.udf", "finetune_cls": "nepa3d_jax.eval.cls.finetune"}
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -43,21 +43,6 @@ def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str
     return module.run(evaluator_config(config, name))
 
 
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy: floats stay floats (NaN/Inf as strings), arrays become lists."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _finite(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
-
-
 def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | None:
     """`<workdir>/results.json` (process 0): the run summary and any evaluator results."""
     if jax.process_index() != 0:
@@ -65,7 +50,4 @@ def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | N
     path = pathlib.Path(workdir) / "results.json"
     summary = {k: v for k, v in result.items() if k not in ("state",)}
     summary["losses"] = [[int(s), float(l)] for s, l in result.get("losses", [])]
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(summary), indent=1))
-    os.replace(tmp, path)
-    return str(path)
+    return io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"

@@ -9,6 +9,7 @@ iterator position); on CPU the resumed run reproduces the uninterrupted one exac
 from __future__ import annotations
 
 import logging
+import math
 import pathlib
 import time
 from typing import Any, Callable, Sequence
@@ -21,7 +22,7 @@ from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
 from nepa3d_jax.config.record import flatten
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
-from nepa3d_jax.train import evaluate
+from nepa3d_jax.train import divergence, evaluate
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
 from nepa3d_jax.train.optimizer import make_optimizer
@@ -180,9 +181,15 @@ class Trainer:
                     bar.set_postfix(loss=f"{values['loss']:.4f}",
                                     tok_s=f"{values['tokens_per_s']:.0f}")
                     t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
+                    self._check(step, values, "logging", log_every)
                 if ckpt_every > 0 and step % ckpt_every == 0 and step < total:
+                    self._check(step, divergence.state_values(state.as_dict(), metrics),
+                                "checkpoint", log_every)
                     self.save(state, step)
             bar.close()
+            if step > start:
+                self._check(step, divergence.state_values(state.as_dict(), metrics),
+                            "checkpoint", log_every)
             self.save(state, step)
             self.run_dir.wait()
         if preempted:
@@ -194,6 +201,13 @@ class Trainer:
                     preempted=preempted, final_loss=losses[-1][1] if losses else None,
                     losses=losses, loss_curve=curve, derived=self.derived.to_dict(),
                     warnings=list(self.warnings), resumed_from=resumed, state=state)
+
+    def _check(self, step: int, values: dict[str, float], where: str, log_every: int) -> None:
+        """DivergenceError on a non-finite loss / grad norm (before anything is saved)."""
+        if not all(map(math.isfinite, values.values())):
+            self.run_dir.wait()  # a save in flight is of an earlier, checked step
+        divergence.check(step, values, where=where, log_every=log_every,
+                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir))
 
     def close(self) -> None:
         self.pipeline.close()
@@ -213,6 +227,11 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     trainer = Trainer(config, config_path, overrides, devices)
     try:
         result = trainer.train(callback)
+    except divergence.DivergenceError as err:
+        evaluate.write_results(trainer.workdir, dict(
+            workdir=str(trainer.workdir), status="diverged", diverged_at_step=err.step,
+            last_finite_checkpoint=err.last_checkpoint, error=str(err)))
+        raise
     finally:
         trainer.close()
     state = result.pop("state")
