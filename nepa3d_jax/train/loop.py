@@ -18,6 +18,7 @@ import jax
 import ml_collections
 from tqdm import tqdm
 
+from nepa3d_jax.checkpoint.lock import RunLock
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
 from nepa3d_jax.config.record import flatten
@@ -61,8 +62,6 @@ class Trainer:
 
     def __init__(self, config: ml_collections.ConfigDict, config_path: str | None = None,
                  overrides: Sequence[str] = (), devices: Sequence[jax.Device] | None = None):
-        from nepa3d_jax.data.pipeline import InputPipeline
-
         self.config = config = ml_collections.ConfigDict(config.to_dict())
         validate(config)
         devices = list(jax.devices() if devices is None else devices)
@@ -71,6 +70,22 @@ class Trainer:
         for warning in self.warnings:
             log.warning("config: %s", warning)
         self.workdir = pathlib.Path(config.workdir)
+        # One writer per run directory: process 0 holds `run.lock` from here until close().
+        self.lock = None
+        if jax.process_index() == 0:
+            self.lock = RunLock(self.workdir, float(config.train.get("lock_stale_hours", 1.0)))
+            self.lock.acquire()
+        try:
+            self._build(config, config_path, overrides, devices)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _build(self, config: ml_collections.ConfigDict, config_path: str | None,
+               overrides: Sequence[str], devices: list[jax.Device]) -> None:
+        from nepa3d_jax.data.pipeline import InputPipeline
+
         self.mesh = make_mesh(config, devices)
         ensure_synthetic_corpus(config)
         # Reads the header of every cache file: a bad file fails here, before any compilation.
@@ -182,6 +197,8 @@ class Trainer:
                                     tok_s=f"{values['tokens_per_s']:.0f}")
                     t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
                     self._check(step, values, "logging", log_every)
+                    if self.lock is not None:
+                        self.lock.heartbeat()
                 if ckpt_every > 0 and step % ckpt_every == 0 and step < total:
                     self._check(step, divergence.state_values(state.as_dict(), metrics),
                                 "checkpoint", log_every)
@@ -210,8 +227,12 @@ class Trainer:
                          last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir))
 
     def close(self) -> None:
-        self.pipeline.close()
-        self.run_dir.close()
+        try:
+            self.pipeline.close()
+            self.run_dir.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
