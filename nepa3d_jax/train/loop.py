@@ -110,6 +110,7 @@ class Trainer:
         self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
+        self.skipped: list[str] = []
         self._sizes = None
         log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
         log.info("data: %s", self.pipeline.describe())
@@ -123,10 +124,10 @@ class Trainer:
             if key not in _COMPILED:
                 _COMPILED[key] = jax.jit(self.init, out_shardings=self.shardings)
             return _COMPILED[key](), None
-        _check_resume_config(self.run_dir.read_config(latest), self.config,
-                             int(self.derived.max_len), self.workdir)
         target = abstract_state(self.init, self.shardings)
-        tree, data_iter, _ = self.run_dir.restore(target.as_dict(), latest)
+        latest, tree, data_iter, _, self.skipped = self.run_dir.restore_newest(
+            target.as_dict(), lambda saved: _check_resume_config(
+                saved, self.config, int(self.derived.max_len), self.workdir))
         if data_iter:
             self.pipeline.set_state(data_iter)
         log.info("resumed %s at step %d (data position %s)", self.workdir, latest, data_iter)
@@ -159,6 +160,7 @@ class Trainer:
         self.run_dir.write_config(self.record)
         self.run_dir.write_provenance(provenance(
             self.warnings, derived=self.derived.to_dict(), resumed_from=resumed,
+            skipped_checkpoints=list(self.skipped),
             data=self.pipeline.describe()))
         cfg, total = self.config.train, self.total_steps
         log_every = max(1, int(cfg.get("log_every_steps", 50)))
