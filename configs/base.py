@@ -66,7 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.n_ray_schedule = ""
   d.pt_pool_pad = 0               # 0: max pool size found in the corpus
   d.ray_pool_pad = 0
-  d.validate = True               # check every cache file before training starts
+  d.validate = "full"             # off | header | full: cache files checked before step 1
   d.prefetch = 2
 
   m = c.model = ml_collections.ConfigDict()

@@ -88,8 +88,9 @@ class Trainer:
 
         self.mesh = make_mesh(config, devices)
         ensure_synthetic_corpus(config)
-        # Reads the header of every cache file: a bad file fails here, before any compilation.
-        self.pipeline = InputPipeline(config.data, self.derived.global_batch)
+        # Checks every cache file (data.validate): a bad file fails here, before compilation.
+        self.pipeline = InputPipeline(config.data, self.derived.global_batch,
+                                      validate_cache=self.workdir / "validated_caches.json")
         self.schedule = EpochSchedule(config)
         self.total_steps = int(self.derived.total_steps)
         self.warmup_steps = dual_mask_warmup_steps(
