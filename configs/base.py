@@ -103,6 +103,7 @@ def get_config() -> ml_collections.ConfigDict:
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
   t.lock_stale_hours = 1.0        # run.lock of a silent holder on another host is stale after
+  t.allow_resume_changes = ""     # e.g. "train.base_lr,data.mix": accepted on resume, recorded
   t.eval_after = ""               # e.g. "cpac_udf": evaluator run on the final state
 
   # Device mesh (data x fsdp). Hosts and processes come from the launcher (PBS node file or

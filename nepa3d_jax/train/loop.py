@@ -21,9 +21,8 @@ from tqdm import tqdm
 from nepa3d_jax.checkpoint.lock import RunLock
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
-from nepa3d_jax.config.record import flatten
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
-from nepa3d_jax.train import divergence, evaluate
+from nepa3d_jax.train import divergence, evaluate, resume
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
 from nepa3d_jax.train.optimizer import make_optimizer
@@ -35,27 +34,6 @@ from nepa3d_jax.train.step import StepSpec, device_batch, jit_train_step, make_t
 
 log = logging.getLogger("nepa3d_jax.train")
 _COMPILED: dict[Any, Any] = {}
-
-# Fields a resumed run must share with its checkpoint (they fix parameter shapes).
-SHAPE_FIELDS = ("model.d_model", "model.layers", "model.heads", "model.mlp_ratio",
-                "data.qa_tokens")
-
-
-def _check_resume_config(saved: dict[str, Any], config: ml_collections.ConfigDict,
-                         max_len: int, workdir: pathlib.Path) -> None:
-    if not saved:
-        return
-    ran, now = flatten(saved), flatten(config)
-    bad = [f"{k}: checkpoint {ran[k]!r}, config {now.get(k)!r}" for k in SHAPE_FIELDS
-           if k in ran and ran[k] != now.get(k)]
-    saved_len = (saved.get("derived") or {}).get("max_len")
-    if saved_len is not None and int(saved_len) != int(max_len):
-        bad.append(f"data.max_len (resolved): checkpoint {saved_len}, config {max_len}")
-    if bad:
-        raise ValueError(f"cannot resume {workdir}: the config changed fields that fix the "
-                         "parameter shapes:\n  " + "\n  ".join(bad)
-                         + "\n(use a new workdir, or restore the original values)")
-
 
 class Trainer:
     """The pretraining run's objects; `run()` below is the whole job."""
@@ -112,6 +90,7 @@ class Trainer:
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
         self.skipped: list[str] = []
+        self.changes: dict[str, list] = {}
         self._sizes = None
         log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
         log.info("data: %s", self.pipeline.describe())
@@ -126,11 +105,27 @@ class Trainer:
                 _COMPILED[key] = jax.jit(self.init, out_shardings=self.shardings)
             return _COMPILED[key](), None
         target = abstract_state(self.init, self.shardings)
+        allow = str(self.config.train.get("allow_resume_changes", "") or "")
+        saved: dict[str, Any] = {}
+
+        def check_config(record: dict[str, Any]) -> None:
+            saved.clear()
+            saved.update(record)
+            self.changes = resume.check(record, self.record, self.workdir, allow)
+
         latest, tree, data_iter, _, self.skipped = self.run_dir.restore_newest(
-            target.as_dict(), lambda saved: _check_resume_config(
-                saved, self.config, int(self.derived.max_len), self.workdir))
+            target.as_dict(), check_config)
+        old_batch = (saved.get("derived") or {}).get("global_batch")
+        if data_iter and old_batch:
+            data_iter = resume.convert_position(data_iter, int(old_batch),
+                                                int(self.derived.global_batch),
+                                                self.pipeline.steps_per_epoch)
         if data_iter:
             self.pipeline.set_state(data_iter)
+        if self.changes and jax.process_index() == 0:
+            resume.append_history(self.workdir, latest, self.changes, allow, self.record)
+            log.warning("resumed with changed fields (recorded in %s): %s", resume.HISTORY,
+                        ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.changes.items()))
         log.info("resumed %s at step %d (data position %s)", self.workdir, latest, data_iter)
         return TrainState.from_dict(tree), latest
 
@@ -158,10 +153,11 @@ class Trainer:
         """The loop; `callback(step, metrics)` runs after every step (metrics on device)."""
         state, resumed = self.initial_state()
         start = int(jax.device_get(state.step))
-        self.run_dir.write_config(self.record)
+        if resumed is None or not (self.workdir / "config.json").is_file():
+            self.run_dir.write_config(self.record)  # the first segment; later ones: history
         self.run_dir.write_provenance(provenance(
             self.warnings, derived=self.derived.to_dict(), resumed_from=resumed,
-            skipped_checkpoints=list(self.skipped),
+            skipped_checkpoints=list(self.skipped), resume_changes=dict(self.changes),
             data=self.pipeline.describe()))
         cfg, total = self.config.train, self.total_steps
         log_every = max(1, int(cfg.get("log_every_steps", 50)))
