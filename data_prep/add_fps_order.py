@@ -13,7 +13,6 @@ followed to their targets (each target processed once).
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import io
 import os
 import shutil
@@ -27,6 +26,7 @@ from data_prep.atomic import atomic_path, atomic_savez
 from data_prep.fps import fps_order
 from data_prep.runner import process_context
 from nepa3d_jax import cli
+from nepa3d_jax.workers import process_pool
 
 
 def list_caches(cache_root: str, splits: list[str]) -> list[str]:
@@ -80,7 +80,7 @@ def run(cache_root: str, splits: list[str], workers: int = 1, **kw) -> dict[str,
         if workers <= 1:
             results = map(_one, tasks)
         else:
-            ex = cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context())
+            ex = process_pool(workers, process_context())
             results = ex.map(_one, tasks, chunksize=8)
         for path, status in results:
             bar.update(1)

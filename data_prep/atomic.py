@@ -13,26 +13,20 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from nepa3d_jax import io
+
 TMP_PREFIX = ".tmp_"
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator:
-    """Yield a file object for a temp file beside `path`; rename onto `path` on success."""
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    """Yield a file object for a temp file beside `path`; rename onto `path` on success.
+
+    The package's writer (`nepa3d_jax.io`): the file gets the user's umask bits, not 0600,
+    since corpora are shared between users.
+    """
+    with io.atomic_open(path, mode) as f:
+        yield f
 
 
 @contextlib.contextmanager
@@ -45,6 +39,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, io.shared_mode())  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.atomic import atomic_savez
+from nepa3d_jax.workers import process_pool
 
 
 class BadShape(ValueError):
@@ -114,7 +115,7 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, overwrite: bool = False,
         for job in todo:
             record(*_run_one(job))
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as ex:
+        with process_pool(workers, process_context()) as ex:
             futures = {ex.submit(_run_one, j): j for j in todo}
             for fut in cf.as_completed(futures):
                 try:

@@ -12,7 +12,6 @@ that passes here loads there. Exit status 1 when any problem is found.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import functools
 import re
 import sys
@@ -20,6 +19,7 @@ import sys
 from nepa3d_jax.data import schema
 from data_prep.runner import process_context
 from nepa3d_jax import cli
+from nepa3d_jax.workers import process_pool
 
 _LINE = re.compile(r"^(?P<path>.*?)(?: \[(?P<key>[^\]]*)\])?: (?P<msg>.*)$", re.S)
 
@@ -42,7 +42,7 @@ def validate_root(cache_root: str, splits: list[str], backends: list[str] = (),
     check = functools.partial(schema.check_cache_file, required_keys=required_keys(list(backends)),
                               check_values=check_values)
     if workers > 1 and len(files) > 1:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=process_context()) as ex:
+        with process_pool(workers, process_context()) as ex:
             results = list(ex.map(check, files, chunksize=16))
     else:
         results = [check(f) for f in files]

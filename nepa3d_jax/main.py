@@ -73,6 +73,15 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as err:  # config / cache problems: the message names the field or file
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from nepa3d_jax.checkpoint.lock import RunLockedError
+        from nepa3d_jax.checkpoint.run_dir import CheckpointRestoreError
+        from nepa3d_jax.train.divergence import EXIT_DIVERGED, DivergenceError
+
+        if not isinstance(err, (DivergenceError, RunLockedError, CheckpointRestoreError)):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2
     summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
     print(json.dumps(summary, indent=1, default=str))
     if result.get("preempted"):

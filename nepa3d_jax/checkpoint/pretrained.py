@@ -92,6 +92,17 @@ def check_params(model: QueryNepa, params: Any, where: str) -> None:
                                                f"expected {exp[key]}")
 
 
+def check_finite(params: Any, where: str) -> None:
+    """Raise CheckpointError naming the first param holding NaN/Inf (a diverged run): scores
+    computed from such weights would be NaN and mean nothing."""
+    for p, x in jax.tree_util.tree_leaves_with_path(params):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+        if bad:
+            raise torch_import.CheckpointError(
+                f"{where}: param {jax.tree_util.keystr(p)} holds {bad} non-finite value(s) "
+                "(the run diverged?); refusing to evaluate it")
+
+
 def _from_run_dir(path: str, max_len: int | None):
     from nepa3d_jax.checkpoint import run_dir
 
@@ -126,5 +137,6 @@ def load_pretrained(path: str | os.PathLike, *, max_len: int | None = None,
         attention = str(config.get("model", {}).get("attention", "auto") or "auto")
     model = QueryNepa(attention=attention, dtype=dtype, **spec.model_kwargs())
     check_params(model, params, path)
+    check_finite(params, path)
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
     return Pretrained(config=config, params=params, model=model, source=path)

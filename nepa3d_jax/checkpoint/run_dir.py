@@ -5,6 +5,8 @@ config.json          resolved config + "derived" block (+ "config_source")
 provenance.json      package versions, device topology, git commit, start-up guard warnings
 checkpoints/<step>/  Orbax steps; items `state` (params, opt_state, step), `data_iter`, `config`
 metrics/             TensorBoard event files (written by the training loop)
+run.lock             held by the one process writing this directory (checkpoint/lock.py)
+unrestorable/<step>/ checkpoints that failed to restore on resume, moved aside (never deleted)
 ```
 
 Orbax writes each step into a temporary folder and renames it when complete, so a run killed
@@ -17,42 +19,37 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import os
 import pathlib
 import platform
 import subprocess
 import sys
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 
+from nepa3d_jax import io
+
 CHECKPOINTS = "checkpoints"
+UNRESTORABLE = "unrestorable"  # checkpoints that failed to restore, moved aside, never deleted
+log = logging.getLogger("nepa3d_jax.checkpoint")
+
+
+class CheckpointRestoreError(RuntimeError):
+    """No checkpoint of a run directory restores; the message lists each step and why."""
 ITEMS = ("state", "data_iter", "config")
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
              "tensorboardX", "torch")
 
 
 def _write_json_atomic(path: pathlib.Path, obj: Any) -> None:
-    """Writes on the primary process only; tmp file + rename so readers never see half a file."""
+    """Writes on the primary process only (`nepa3d_jax.io`: atomic, standard JSON)."""
     if jax.process_index() != 0:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=False, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    return str(obj)
+    io.write_json_atomic(path, obj)
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -60,7 +57,7 @@ def _as_dict(config: Any) -> dict[str, Any]:
         return {}
     if hasattr(config, "to_dict"):
         return config.to_dict()
-    return json.loads(json.dumps(dict(config), default=_json_default))
+    return json.loads(io.dumps(dict(config)))
 
 
 def git_commit(root: str | os.PathLike | None = None) -> str | None:
@@ -179,6 +176,63 @@ class RunDir:
         state = jax.tree.unflatten(jax.tree.structure(abstract_state),
                                    jax.tree.leaves(restored["state"]))
         return state, dict(restored["data_iter"] or {}), dict(restored["config"] or {})
+
+    def restore_newest(self, abstract_state: Any,
+                       check_config: Callable[[dict[str, Any]], None] | None = None
+                       ) -> tuple[int, Any, dict[str, Any], dict[str, Any], list[str]]:
+        """(step, state, data_iter, config, skipped) of the newest checkpoint that restores.
+
+        A step whose files do not restore (truncated, bit rot, half-copied) is skipped with a
+        warning and moved to `<workdir>/unrestorable/<step>` (never deleted: it may be
+        salvageable, and left in place the next save or rotation would trip over it).
+        `check_config(saved_config)` runs before the arrays are read; what it raises (e.g. a
+        changed model shape) is not a corrupt checkpoint and propagates at once.
+        """
+        skipped: list[str] = []
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                saved = self.read_config(step)
+            except Exception as err:  # noqa: BLE001 -- any read failure = this step is unusable
+                skipped.append(self._skip(step, err))
+                continue
+            if check_config is not None:
+                check_config(saved)
+            try:
+                state, data_iter, config = self.restore(abstract_state, step)
+            except Exception as err:  # noqa: BLE001
+                skipped.append(self._skip(step, err))
+                continue
+            self._quarantine_skipped(skipped)
+            return step, state, data_iter, config, skipped
+        raise CheckpointRestoreError(
+            f"no checkpoint in {self.workdir / CHECKPOINTS} restores:\n  " + "\n  ".join(skipped)
+            + "\n(they are left in place; use a new workdir or repair them)")
+
+    def _skip(self, step: int, err: BaseException) -> str:
+        first = (str(err).strip().splitlines() or [""])[0][:300]
+        why = f"step {step}: {type(err).__name__}: {first}"
+        log.warning("checkpoint %s does not restore, trying the previous one (%s)",
+                    self.workdir / CHECKPOINTS / str(step), why)
+        return why
+
+    def _quarantine_skipped(self, skipped: list[str]) -> None:
+        """Moves the skipped steps out of Orbax's view (process 0), then re-lists the steps."""
+        if not skipped:
+            return
+        if jax.process_index() == 0:
+            dest = self.workdir / UNRESTORABLE
+            dest.mkdir(parents=True, exist_ok=True)
+            for why in skipped:
+                step = why.split(":", 1)[0].split()[1]
+                target = dest / step
+                if target.exists():
+                    target = dest / f"{step}.{datetime.datetime.now():%Y%m%dT%H%M%S}"
+                os.rename(self.workdir / CHECKPOINTS / step, target)
+                log.warning("moved unrestorable checkpoint step %s to %s", step, target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+            multihost_utils.sync_global_devices("nepa3d_quarantine_checkpoints")
+        self.manager.reload()
 
     def read_config(self, step: int | None = None) -> dict[str, Any]:
         """The `config` item of `step` (default: latest) without touching the arrays."""

@@ -32,7 +32,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nepa3d_jax.checkpoint.torch_file import CheckpointError, load_torch_file
 from nepa3d_jax.model.pos_emb import resize_pos_emb
+
+__all__ = ["CheckpointError", "read_torch_checkpoint", "import_torch_checkpoint"]
 
 LAYER_KEY = re.compile(r"^backbone\.enc\.layers\.(\d+)\.")
 _LAYER_PARTS = {  # torch suffix -> (flax path under layers_i, transpose)
@@ -59,10 +62,6 @@ _TOP_PARTS = {
     "pred_head.weight": (("pred_head", "kernel"), True),
     "pred_head.bias": (("pred_head", "bias"), False),
 }
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be imported; the message names the file and the key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,22 +194,9 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """`torch.load` (weights_only, CPU) of an original checkpoint; checks `model` is there."""
+    """An original checkpoint read by `load_torch_file` (weights-only); checks `model` is there."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError(f"reading {path} needs torch (pip install 'nepa3d_jax[torch]')") from err
-    try:
-        # Scripts that saved `args` itself (not `vars(args)`) store an argparse.Namespace;
-        # allow exactly that class on top of the weights-only set.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for bad or non-weights-only files
-        raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint "
-                              f"({type(err).__name__}: {err})") from err
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         keys = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path}: no 'model' entry (found {keys}); expected the "

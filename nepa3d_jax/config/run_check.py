@@ -106,13 +106,14 @@ def check_run_dir(workdir: str, config_path: str | None = None,
 
 
 def torch_args(pt_path: str) -> dict[str, Any]:
+    """The `args` of an original `.pt`, read weights-only (a pickle never runs code here)."""
+    from nepa3d_jax.checkpoint.torch_file import load_torch_file
+
     try:
-        import torch
+        ckpt = load_torch_file(pt_path)
     except ImportError as err:
         raise ValueError(f"reading {pt_path} needs torch (pip install '.[torch]')") from err
-    try:
-        ckpt = torch.load(pt_path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a bad file
+    except OSError as err:
         raise ValueError(f"cannot read checkpoint {pt_path}: {err}") from err
     args = ckpt.get("args") if isinstance(ckpt, dict) else None
     if args is None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data import mixture as mixture_lib
-from nepa3d_jax.data import paths, records
+from nepa3d_jax.data import full_check, paths, records
 from nepa3d_jax.data.schema import CacheError
 
 BATCH_DTYPES = dict(
@@ -39,27 +39,13 @@ def _opt(cfg: Any, name: str, default: Any) -> Any:
     return default if v is None else v
 
 
-def _validate_mode(v: Any) -> str:
-    """config.data.validate: False/"off", True/"header" (values checked as files are read),
-    "full" (NaN/Inf and index ranges of every file before training)."""
-    if isinstance(v, str):
-        v = v.strip().lower()
-        if v in ("off", "none", "false", "0", ""):
-            return "off"
-        if v in ("header", "true", "1"):
-            return "header"
-        if v == "full":
-            return "full"
-        raise ValueError(f"config.data.validate: '{v}' is not one of off | header | full")
-    return "header" if v else "off"
-
-
 class InputPipeline:
     """Per-host iterator of padded numpy batches `(B_local, ...)` for pretraining."""
 
     def __init__(self, data_cfg: Any, global_batch: int, *, process_index: int | None = None,
                  process_count: int | None = None, prefetch: int | None = None,
-                 workers: int = 8, start: Mapping[str, int] | None = None):
+                 workers: int = 8, start: Mapping[str, int] | None = None,
+                 validate_cache: str | os.PathLike | None = None):
         if process_index is None or process_count is None:
             import jax  # local: the pipeline itself is numpy-only
 
@@ -82,7 +68,7 @@ class InputPipeline:
         self.options = [self._component_options(data_cfg, c) for c in self.mixture.spec.components]
         self.classes = [sorted({os.path.basename(os.path.dirname(f)) for f in files}) for files in
                         self.mixture.files]
-        self.pads = self._scan(data_cfg)
+        self.pads = self._scan(data_cfg, validate_cache)
         self._pos = (0, 0)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -111,16 +97,22 @@ class InputPipeline:
             voxel_dilate=int(ov.get("voxel_dilate", _opt(cfg, "voxel_dilate", 1))),
             voxel_max_steps=int(ov.get("voxel_max_steps", _opt(cfg, "voxel_max_steps", 0))))
 
-    def _scan(self, cfg: Any) -> records.PadSizes:
+    def _scan(self, cfg: Any, validate_cache: str | os.PathLike | None) -> records.PadSizes:
         """Validate every file (CacheError naming file and key) and fix the pad sizes."""
-        mode = _validate_mode(_opt(cfg, "validate", True))
+        mode = self.validate_mode = full_check.parse_mode(_opt(cfg, "validate", "full"))
+        self.full_check_counts: dict[str, int] = {}
         problems: list[str] = []
         pt = ray = fps = 0
         for files, opts in zip(self.mixture.files, self.options):
-            probs, sizes = records.scan_files(files, opts, values=(mode == "full"),
-                                              workers=self.workers)
+            probs, sizes = records.scan_files(files, opts, workers=self.workers)
             problems += probs
             pt, ray, fps = max(pt, sizes.pt), max(ray, sizes.ray), max(fps, sizes.fps)
+        if mode == "full" and not problems:
+            groups = [(files, *records.read_keys(opts))
+                      for files, opts in zip(self.mixture.files, self.options)]
+            problems, self.full_check_counts = full_check.full_check(
+                groups, validate_cache, workers=self.workers,
+                write_cache=self.process_index == 0)
         if problems and mode != "off":
             more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
             raise CacheError(f"{len(problems)} cache problem(s):\n" + "\n".join(problems[:20])
@@ -241,6 +233,7 @@ class InputPipeline:
     def describe(self) -> dict[str, Any]:
         """What the run will read: for logs and provenance."""
         return dict(
+            validate=dict(mode=self.validate_mode, **self.full_check_counts),
             components=[dict(name=c.name, cache_root=c.cache_root, split=c.split,
                              backend=c.backend, weight=float(w), files=int(n))
                         for c, w, n in zip(self.mixture.spec.components, self.mixture.weights,

@@ -202,17 +202,23 @@ def header_sizes(headers: Mapping[str, schema.ArrayHeader], opts: SampleOptions)
     return RecordSizes(pt=pt, ray=length("ray_o_pool"), fps=min(fps, pt))
 
 
+def read_keys(opts: SampleOptions) -> tuple[set[str], tuple]:
+    """(keys a run with `opts` may read, required key groups) of its backend."""
+    required = schema.BACKEND_REQUIRED_KEYS[opts.backend]
+    # Only the headers a run depends on (a third of a full cache's keys: ~3x faster).
+    keys = {k for g in required for k in ((g,) if isinstance(g, str) else g)}
+    keys |= {"pc_xyz", "pt_fps_order", "pc_fps_order", "pt_dist_pool", "pt_dist_pc_pool",
+             "pt_dist_udf_pool", "ray_hit_pc_pool", "ray_t_pc_pool", "ray_n_pc_pool"}
+    return keys, required
+
+
 def scan_files(paths: Sequence[str], opts: SampleOptions, *, values: bool = False,
                workers: int = 8) -> tuple[list[str], RecordSizes]:
     """Validate files (header level; `values` adds NaN/Inf and index checks) and find max sizes.
 
     Returns (problems, max sizes). Runs on a thread pool: the work is file I/O and zlib.
     """
-    required = schema.BACKEND_REQUIRED_KEYS[opts.backend]
-    # Only the headers a run depends on (a third of a full cache's keys: ~3x faster).
-    keys = {k for g in required for k in ((g,) if isinstance(g, str) else g)}
-    keys |= {"pc_xyz", "pt_fps_order", "pc_fps_order", "pt_dist_pool", "pt_dist_pc_pool",
-             "pt_dist_udf_pool", "ray_hit_pc_pool", "ray_t_pc_pool", "ray_n_pc_pool"}
+    keys, required = read_keys(opts)
 
     def one(path: str) -> tuple[list[str], RecordSizes]:
         try:

@@ -64,6 +64,9 @@ NONFINITE_ALLOWED = frozenset({"pt_dist_pc_pool"})
 # Which pool an FPS order indexes (checked: 0 <= order < len(pool), len(order) <= len(pool)).
 FPS_ORDER_OF = {"pt_fps_order": "pt_xyz_pool", "pc_fps_order": "pc_xyz"}
 
+# Dimensions that must not be 0: a shape's point pool and point cloud are always sampled.
+EMPTY_NOT_ALLOWED = frozenset({"P", "N"})
+
 _KIND_OK = {
     "float": "f",
     "int": "iu",
@@ -176,8 +179,12 @@ def check_headers(path: str, headers: Mapping[str, ArrayHeader],
                 problems.append(f"{path} [{key}]: length {size} along '{want}' differs from "
                                 f"{dims[want][1]} ({dims[want][0]}); shape {h.shape}")
                 break
-            else:
-                dims.setdefault(want, (size, key))
+            elif want not in dims:
+                dims[want] = (size, key)
+                if want in EMPTY_NOT_ALLOWED and size == 0:
+                    problems.append(f"{path} [{key}]: empty pool, shape {h.shape}: nothing to "
+                                    "sample (a failed preprocess?)")
+                    break
     for order_key, pool_key in FPS_ORDER_OF.items():
         if order_key in headers and pool_key in headers:
             k, n = headers[order_key].shape[:1], headers[pool_key].shape[:1]

@@ -73,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
   d.n_ray_schedule = ""
   d.pt_pool_pad = 0               # 0: max pool size found in the corpus
   d.ray_pool_pad = 0
-  d.validate = True               # check every cache file before training starts
+  d.validate = "full"             # off | header | full: cache files checked before step 1
   d.prefetch = 2
 
   m = c.model = ml_collections.ConfigDict()
@@ -109,6 +109,8 @@ def get_config() -> ml_collections.ConfigDict:
   t.log_every_steps = 50
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3
+  t.lock_stale_hours = 1.0        # run.lock of a silent holder on another host is stale after
+  t.allow_resume_changes = ""     # e.g. "train.base_lr,data.mix": accepted on resume, recorded
   t.eval_after = ""               # e.g. "cpac_udf": evaluator run on the final state
 
   # Device mesh (data x fsdp). Hosts and processes come from the launcher (PBS node file or

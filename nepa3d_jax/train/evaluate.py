@@ -8,8 +8,6 @@ and `out_json` inside it. Results of the run (and of the evaluator) land in
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import pathlib
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from nepa3d_jax import jobs
+from nepa3d_jax import io, jobs
 
 FIELD = "train.eval_after"
 
@@ -39,21 +37,6 @@ def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str
     return jobs.run(evaluator_config(config, name), field=FIELD, evaluators_only=True)
 
 
-def _finite(obj: Any) -> Any:
-    """JSON-safe copy: floats stay floats (NaN/Inf as strings), arrays become lists."""
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _finite(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
-
-
 def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | None:
     """`<workdir>/results.json` (process 0): the run summary and any evaluator results."""
     if jax.process_index() != 0:
@@ -61,7 +44,4 @@ def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | N
     path = pathlib.Path(workdir) / "results.json"
     summary = {k: v for k, v in result.items() if k not in ("state",)}
     summary["losses"] = [[int(s), float(l)] for s, l in result.get("losses", [])]
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(summary), indent=1))
-    os.replace(tmp, path)
-    return str(path)
+    return io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"

@@ -9,6 +9,7 @@ iterator position); on CPU the resumed run reproduces the uninterrupted one exac
 from __future__ import annotations
 
 import logging
+import math
 import pathlib
 import time
 from typing import Any, Callable, Sequence
@@ -17,11 +18,11 @@ import jax
 import ml_collections
 from tqdm import tqdm
 
+from nepa3d_jax.checkpoint.lock import RunLock
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
-from nepa3d_jax.config.record import flatten
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
-from nepa3d_jax.train import evaluate
+from nepa3d_jax.train import divergence, evaluate, resume
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
 from nepa3d_jax.train.optimizer import make_optimizer
@@ -34,35 +35,12 @@ from nepa3d_jax.train.step import StepSpec, device_batch, jit_train_step, make_t
 
 log = logging.getLogger("nepa3d_jax.train")
 
-# Fields a resumed run must share with its checkpoint (they fix parameter shapes).
-SHAPE_FIELDS = ("model.d_model", "model.layers", "model.heads", "model.mlp_ratio",
-                "data.qa_tokens")
-
-
-def _check_resume_config(saved: dict[str, Any], config: ml_collections.ConfigDict,
-                         max_len: int, workdir: pathlib.Path) -> None:
-    if not saved:
-        return
-    ran, now = flatten(saved), flatten(config)
-    bad = [f"{k}: checkpoint {ran[k]!r}, config {now.get(k)!r}" for k in SHAPE_FIELDS
-           if k in ran and ran[k] != now.get(k)]
-    saved_len = (saved.get("derived") or {}).get("max_len")
-    if saved_len is not None and int(saved_len) != int(max_len):
-        bad.append(f"data.max_len (resolved): checkpoint {saved_len}, config {max_len}")
-    if bad:
-        raise ValueError(f"cannot resume {workdir}: the config changed fields that fix the "
-                         "parameter shapes:\n  " + "\n  ".join(bad)
-                         + "\n(use a new workdir, or restore the original values)")
-
-
 class Trainer:
     """The pretraining run's objects; `run()` below is the whole job."""
 
     def __init__(self, config: ml_collections.ConfigDict, config_path: str | None = None,
                  overrides: Sequence[str] = (), devices: Sequence[jax.Device] | None = None,
                  programs: Programs | None = None):
-        from nepa3d_jax.data.pipeline import InputPipeline
-
         self.config = config = ml_collections.ConfigDict(config.to_dict())
         validate(config)
         devices = list(jax.devices() if devices is None else devices)
@@ -71,10 +49,28 @@ class Trainer:
         for warning in self.warnings:
             log.warning("config: %s", warning)
         self.workdir = pathlib.Path(config.workdir)
+        # One writer per run directory: process 0 holds `run.lock` from here until close().
+        self.lock = None
+        if jax.process_index() == 0:
+            self.lock = RunLock(self.workdir, float(config.train.get("lock_stale_hours", 1.0)))
+            self.lock.acquire()
+        try:
+            self._build(config, config_path, overrides, devices, programs)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _build(self, config: ml_collections.ConfigDict, config_path: str | None,
+               overrides: Sequence[str], devices: list[jax.Device],
+               programs: Programs | None) -> None:
+        from nepa3d_jax.data.pipeline import InputPipeline
+
         self.mesh = make_mesh(config, devices)
         ensure_synthetic_corpus(config)
-        # Reads the header of every cache file: a bad file fails here, before any compilation.
-        self.pipeline = InputPipeline(config.data, self.derived.global_batch)
+        # Checks every cache file (data.validate): a bad file fails here, before compilation.
+        self.pipeline = InputPipeline(config.data, self.derived.global_batch,
+                                      validate_cache=self.workdir / "validated_caches.json")
         self.schedule = EpochSchedule(config)
         self.total_steps = int(self.derived.total_steps)
         self.warmup_steps = dual_mask_warmup_steps(
@@ -96,6 +92,8 @@ class Trainer:
         self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
+        self.skipped: list[str] = []
+        self.changes: dict[str, list] = {}
         self._sizes = None
         log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
         log.info("data: %s", self.pipeline.describe())
@@ -108,12 +106,28 @@ class Trainer:
             init = self.programs.get(("init",) + self._cache_key,
                                      lambda: jax.jit(self.init, out_shardings=self.shardings))
             return init(), None
-        _check_resume_config(self.run_dir.read_config(latest), self.config,
-                             int(self.derived.max_len), self.workdir)
         target = abstract_state(self.init, self.shardings)
-        tree, data_iter, _ = self.run_dir.restore(target.as_dict(), latest)
+        allow = str(self.config.train.get("allow_resume_changes", "") or "")
+        saved: dict[str, Any] = {}
+
+        def check_config(record: dict[str, Any]) -> None:
+            saved.clear()
+            saved.update(record)
+            self.changes = resume.check(record, self.record, self.workdir, allow)
+
+        latest, tree, data_iter, _, self.skipped = self.run_dir.restore_newest(
+            target.as_dict(), check_config)
+        old_batch = (saved.get("derived") or {}).get("global_batch")
+        if data_iter and old_batch:
+            data_iter = resume.convert_position(data_iter, int(old_batch),
+                                                int(self.derived.global_batch),
+                                                self.pipeline.steps_per_epoch)
         if data_iter:
             self.pipeline.set_state(data_iter)
+        if self.changes and jax.process_index() == 0:
+            resume.append_history(self.workdir, latest, self.changes, allow, self.record)
+            log.warning("resumed with changed fields (recorded in %s): %s", resume.HISTORY,
+                        ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.changes.items()))
         log.info("resumed %s at step %d (data position %s)", self.workdir, latest, data_iter)
         return TrainState.from_dict(tree), latest
 
@@ -140,9 +154,11 @@ class Trainer:
         """The loop; `callback(step, metrics)` runs after every step (metrics on device)."""
         state, resumed = self.initial_state()
         start = int(jax.device_get(state.step))
-        self.run_dir.write_config(self.record)
+        if resumed is None or not (self.workdir / "config.json").is_file():
+            self.run_dir.write_config(self.record)  # the first segment; later ones: history
         self.run_dir.write_provenance(provenance(
             self.warnings, derived=self.derived.to_dict(), resumed_from=resumed,
+            skipped_checkpoints=list(self.skipped), resume_changes=dict(self.changes),
             data=self.pipeline.describe()))
         cfg, total = self.config.train, self.total_steps
         log_every = max(1, int(cfg.get("log_every_steps", 50)))
@@ -180,9 +196,17 @@ class Trainer:
                     bar.set_postfix(loss=f"{values['loss']:.4f}",
                                     tok_s=f"{values['tokens_per_s']:.0f}")
                     t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
+                    self._check(step, values, "logging", log_every)
+                    if self.lock is not None:
+                        self.lock.heartbeat()
                 if ckpt_every > 0 and step % ckpt_every == 0 and step < total:
+                    self._check(step, divergence.state_values(state.as_dict(), metrics),
+                                "checkpoint", log_every)
                     self.save(state, step)
             bar.close()
+            if step > start:
+                self._check(step, divergence.state_values(state.as_dict(), metrics),
+                            "checkpoint", log_every)
             self.save(state, step)
             self.run_dir.wait()
         if preempted:
@@ -195,9 +219,20 @@ class Trainer:
                     losses=losses, loss_curve=curve, derived=self.derived.to_dict(),
                     warnings=list(self.warnings), resumed_from=resumed, state=state)
 
+    def _check(self, step: int, values: dict[str, float], where: str, log_every: int) -> None:
+        """DivergenceError on a non-finite loss / grad norm (before anything is saved)."""
+        if not all(map(math.isfinite, values.values())):
+            self.run_dir.wait()  # a save in flight is of an earlier, checked step
+        divergence.check(step, values, where=where, log_every=log_every,
+                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir))
+
     def close(self) -> None:
-        self.pipeline.close()
-        self.run_dir.close()
+        try:
+            self.pipeline.close()
+            self.run_dir.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
@@ -215,6 +250,11 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     trainer = Trainer(config, config_path, overrides, devices, programs)
     try:
         result = trainer.train(callback)
+    except divergence.DivergenceError as err:
+        evaluate.write_results(trainer.workdir, dict(
+            workdir=str(trainer.workdir), status="diverged", diverged_at_step=err.step,
+            last_finite_checkpoint=err.last_checkpoint, error=str(err)))
+        raise
     finally:
         trainer.close()
     state = result.pop("state")

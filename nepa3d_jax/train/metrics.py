@@ -12,6 +12,8 @@ from typing import Any, Mapping
 
 import jax
 
+from nepa3d_jax import io
+
 
 class MetricsLog:
     def __init__(self, workdir: str | pathlib.Path):
@@ -29,9 +31,8 @@ class MetricsLog:
             return
         for name, value in scalars.items():
             self.writer.add_scalar(f"train/{name}", float(value), int(step))
-        with open(self.folder / "loss.jsonl", "a") as f:
-            f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
-                    + "\n")
+        io.append_json_line(self.folder / "loss.jsonl",
+                            {"step": int(step), **{k: float(v) for k, v in scalars.items()}})
 
     def text(self, tag: str, text: str) -> None:
         if self.primary:
@@ -67,7 +68,8 @@ class MetricsLog:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+        losses = [float("nan") if r.get("loss") is None else r["loss"] for r in rows]
+        ax.plot([r["step"] for r in rows], losses, lw=1.2)
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.set_title(title or "pretraining loss")

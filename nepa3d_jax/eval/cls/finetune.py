@@ -12,7 +12,6 @@ protocol (backends, readout, pooling, attention, sizes, split) so a reader can a
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -22,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from nepa3d_jax import io
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import data as cls_data
 from nepa3d_jax.eval.cls import model as cls_model
@@ -34,11 +34,8 @@ from nepa3d_jax.tokenizer.options import TokenOptions
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    """`nepa3d_jax.io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
+    io.write_json_atomic(path, obj, indent=2, sort_keys=True)
 
 
 def _mc_counts(c) -> tuple[int, int]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
+
+from nepa3d_jax import io
 
 
 class _NoBar:
@@ -27,18 +27,8 @@ def progress(total: int, desc: str, enabled: bool):
 
 
 def write_json_atomic(path: str, obj: dict) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
-    d = os.path.dirname(path) or "."
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp_", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """`nepa3d_jax.io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
+    io.write_json_atomic(path, obj, indent=2)
 
 
 def settings(c, *, eval_paths, tr_paths, te_paths, head_backend, legacy, qa) -> dict:

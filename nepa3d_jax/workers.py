@@ -1,0 +1,44 @@
+"""Worker process pools that die with their parent.
+
+A `ProcessPoolExecutor` worker whose parent is SIGKILLed (OOM killer, PBS `qdel`) can live on
+for hours, holding memory and file handles on a shared node. Each worker here asks the kernel
+(Linux `prctl(PR_SET_PDEATHSIG, SIGKILL)`) to be killed when its parent goes; elsewhere it
+only exits at start if the parent is already gone. Workers start with `spawn` once JAX is
+imported (forking a process that runs JAX's threads can deadlock), `fork` otherwise.
+
+The death signal is tied to the thread that started the worker: create and use the pool from
+one long-lived thread (the main thread in every caller here).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def default_context() -> mp.context.BaseContext:
+    return mp.get_context("spawn" if "jax" in sys.modules else "fork")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: SIGKILL this process when the parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def process_pool(max_workers: int, mp_context: mp.context.BaseContext | None = None
+                 ) -> cf.ProcessPoolExecutor:
+    """A `ProcessPoolExecutor` whose workers are killed with their parent."""
+    return cf.ProcessPoolExecutor(max_workers=max_workers,
+                                  mp_context=mp_context or default_context(),
+                                  initializer=die_with_parent, initargs=(os.getpid(),))
