@@ -68,6 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
   d.ray_pool_pad = 0
   d.validate = True               # check every cache file before training starts
   d.prefetch = 2
+  d.loader = "auto"               # threads | processes (grain workers) | auto (by corpus size)
+  d.workers = 8                   # loader threads or processes per host
 
   m = c.model = ml_collections.ConfigDict()
   m.arch = "causal"

@@ -119,7 +119,12 @@ def pad_pools(pools: Mapping[str, Any], pads: PadSizes, path: str = "") -> dict[
 
 def load_sample(path: str, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
     """Read, apply the backend and pad one cache file."""
-    rec = CheckedRecord(path)
+    return sample_from_record(CheckedRecord(path), opts, pads)
+
+
+def sample_from_record(rec: Any, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
+    """Apply the backend to an open record (`.npz` or TFDS, with a `.path` name) and pad it."""
+    path = rec.path
     try:
         pools = backends.apply_backend(
             rec, opts.backend, pt_xyz_key=opts.pt_xyz_key, pt_dist_key=opts.pt_dist_key,
