@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,6 +32,10 @@ INDEX_FORMAT = 1                   # layout of our part of metadata.json
 INDEX_KEY = "nepa3d_index"         # the metadata.json entry holding it
 PATH_FEATURE, SPLIT_FEATURE, LABEL_FEATURE = "path", "split", "label"
 NON_ARRAY_FEATURES = (PATH_FEATURE, SPLIT_FEATURE, LABEL_FEATURE)
+
+# tfds' lazy imports (etils) deadlock when two threads import it at once (seen in loader
+# threads: both hung in `LazyModule.__getattr__`), so opening a source is serialised.
+_OPEN_LOCK = threading.Lock()
 
 
 def find_build(path: str | os.PathLike) -> str | None:
@@ -194,7 +199,9 @@ class TfdsSplit:
 
     def record(self, i: int) -> TfdsRecord:
         if self._source is None:
-            self._source = self._open()
+            with _OPEN_LOCK:
+                if self._source is None:
+                    self._source = self._open()
         try:
             ex = self._source[i]
         except Exception as e:  # corrupt/truncated shard: array_record/protobuf errors

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from nepa3d_jax.data.assemble import BatchReader
 
 # Linear steps past any real run (grain's range needs an end); `next` never gets near it.
@@ -34,14 +36,22 @@ class ProcessLoader:
         import grain
 
         _ensure_absl_flags()
-        ds = (grain.MapDataset.range(int(start), _END).map(reader).to_iter_dataset()
+        # One batch at a time per worker (parallelism is across processes; grain's default of
+        # 16 threads per worker would only multiply memory and contention).
+        read = grain.ReadOptions(num_threads=1, prefetch_buffer_size=1)
+        ds = (grain.MapDataset.range(int(start), _END).map(reader).to_iter_dataset(read)
               .mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
                   num_workers=int(workers), per_worker_buffer_size=max(1, int(buffer)))))
         self.start, self.workers = int(start), int(workers)
         self._it: Any = iter(ds)
 
-    def __next__(self) -> dict[str, Any]:
-        return next(self._it)
+    def __next__(self) -> dict[str, np.ndarray]:
+        shared = next(self._it)
+        # Plain copies (~1 ms a batch): the shared-memory block is unlinked here and now, not
+        # whenever the caller happens to drop the batch (or at interpreter exit).
+        out = {k: np.array(v, copy=True) for k, v in shared.items()}
+        del shared
+        return out
 
     def close(self) -> None:
         if self._it is not None:
