@@ -6,6 +6,7 @@ import os
 import pathlib
 import shutil
 import signal
+import zipfile
 
 import jax
 import ml_collections
@@ -15,7 +16,7 @@ import pytest
 from data_prep import to_tfds, validate
 from data_prep.synthetic import build_synthetic_corpus
 from nepa3d_jax.config import load_config
-from nepa3d_jax.data import schema, sources, tfds_source
+from nepa3d_jax.data import schema, sources, staging, tfds_source
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.train import loop
@@ -166,9 +167,11 @@ def _losses(result):
 
 
 def test_training_from_the_build_matches_the_folder_and_resumes_bit_exactly(corpus, tmp_path):
+    """Same seed -> same losses from either form; a run stopped by SIGTERM resumes on grain
+    worker processes (restarted at the restored step) to exactly the uninterrupted run."""
     cache, build = corpus
     folder = loop.run(train_config(cache, tmp_path / "npz", "threads"))
-    full = loop.run(train_config(build, tmp_path / "full", "processes"), return_state=True)
+    full = loop.run(train_config(build, tmp_path / "full", "threads"), return_state=True)
     assert np.all(np.isfinite(_losses(full))) and _losses(full).shape == (STEPS,)
     np.testing.assert_array_equal(_losses(full), _losses(folder))
 
@@ -185,3 +188,45 @@ def test_training_from_the_build_matches_the_folder_and_resumes_bit_exactly(corp
     np.testing.assert_array_equal(_losses(resumed), _losses(full)[2:])
     for a, b in zip(jax.tree.leaves(resumed["state"]), jax.tree.leaves(full["state"])):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_compress_none_writes_the_same_arrays_uncompressed(corpus, tmp_path):
+    """`--compress none` (data_prep.synthetic and the cache writers): stored zip members, same
+    arrays as the default zlib caches, so either feeds the same run."""
+    cache, _ = corpus
+    raw = build_synthetic_corpus(str(tmp_path / "raw"), n_per_class=3, classes=["box"],
+                                 log=lambda *a: None, compress="none")
+    for f in schema.list_cache_files(raw["cache"], "train"):
+        with zipfile.ZipFile(f) as z:
+            assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+        twin = cache / os.path.relpath(f, raw["cache"])
+        with zipfile.ZipFile(twin) as z:
+            assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+        keys = list(schema.read_headers(f))
+        a, b = schema.load_cache(f, keys), schema.load_cache(str(twin), keys)
+        for k in keys:
+            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), (f, k)
+    assert validate.main(["--cache_root", raw["cache"]]) == 0
+
+
+def test_stage_dir_copies_once_per_node_and_keeps_the_stream(corpus, tmp_path):
+    cache, build = corpus
+    stage = tmp_path / "node_local"
+    for root in (cache, build):
+        with InputPipeline(data_cfg(root, "threads", prefetch=0), 4, process_index=0,
+                           process_count=1) as plain, \
+                InputPipeline(data_cfg(root, "threads", prefetch=0, stage_dir=str(stage)), 4,
+                              process_index=0, process_count=1) as staged:
+            roots = {c["cache_root"] for c in staged.describe()["components"]}
+            assert all(r.startswith(str(stage)) for r in roots), roots
+            for _ in range(2):
+                want, got = next(plain), next(staged)
+                for k in want:
+                    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    copies = sorted(p.name for p in (stage / "nepa3d_stage").iterdir() if p.is_dir())
+    assert len(copies) == 3  # cache/train (+ its .root view) and the build
+    marker = next((stage / "nepa3d_stage").glob("1.0.0-*")) / staging.MARKER
+    before = marker.stat().st_mtime_ns
+    lines = []
+    again = staging.stage_tree(str(build), str(stage), log=lines.append)
+    assert again == str(marker.parent) and not lines and marker.stat().st_mtime_ns == before

@@ -81,7 +81,12 @@ class InputPipeline:
             raise ValueError(f"config.data.loader: '{self.loader}' is not one of "
                              f"{' | '.join(LOADERS)}")
 
-        self.mixture = mixture_lib.Mixture(mixture_lib.mix_spec_from_config(data_cfg))
+        spec = mixture_lib.mix_spec_from_config(data_cfg)
+        if _opt(data_cfg, "stage_dir", ""):
+            from nepa3d_jax.data import staging  # copies to node-local disk, once per node
+
+            spec = staging.stage_spec(spec, str(data_cfg.stage_dir))
+        self.mixture = mixture_lib.Mixture(spec)
         self.steps_per_epoch = self.mixture.num_samples // self.global_batch
         if self.steps_per_epoch == 0:
             raise ValueError(f"config.data.mix_num_samples={self.mixture.num_samples} is smaller "
