@@ -22,7 +22,9 @@ import subprocess
 import sys
 import time
 
+# bench/tokenize.py shadows the stdlib module when this folder is on the path: drop it.
 _HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
 import ml_collections  # noqa: E402
@@ -138,8 +140,13 @@ def time_original(reference_src, preset, base, workers, batch, batches, workdir)
 
 
 def gpu_need(preset, mfu):
-    sys.path.insert(0, _HERE)
-    from train_step import flops_per_step  # one owner of the FLOP count
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train_step",
+                                                  os.path.join(_HERE, "train_step.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    flops_per_step = mod.flops_per_step  # one owner of the FLOP count
 
     p = PRESETS[preset]
     t = 1 + (2 if p["qa_tokens"] else 1) * (p["n_point"] + p["n_ray"]) + 1
