@@ -18,7 +18,7 @@ import os
 import sys
 
 from data_prep import layout
-from data_prep.atomic import atomic_write_text, remove_stale_temps
+from data_prep.atomic import add_compress_arg, atomic_write_text, remove_stale_temps
 from data_prep.mesh_cache import mesh_file_to_cache
 from data_prep.profile import Profile, add_profile_args, profile_from_args
 from data_prep.runner import Job, Summary, run_jobs
@@ -33,7 +33,7 @@ def build_jobs(items: list[layout.MeshItem], out_root: str, profile: Profile, se
 def process_modelnet(root: str, out_root: str, profile: Profile, splits: list[str],
                      seed: int = 0, workers: int = 1, overwrite: bool = False,
                      ext: str = "off", num_shards: int = 1, shard_id: int = 0,
-                     log=print) -> Summary:
+                     log=print, compress: str = "zlib") -> Summary:
     items, warnings = layout.modelnet_items(root, splits, ext)
     for w in warnings:
         log(f"warning: {w}")
@@ -41,7 +41,7 @@ def process_modelnet(root: str, out_root: str, profile: Profile, splits: list[st
     if os.path.isdir(out_root):
         remove_stale_temps(out_root)
     return run_jobs(build_jobs(items, out_root, profile, seed), workers, overwrite,
-                    desc="meshes", log=log)
+                    desc="meshes", log=log, compress=compress)
 
 
 def write_provenance(args: argparse.Namespace, profile: Profile, summary: Summary) -> None:
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num_shards", type=int, default=1, help="split the shape list into N jobs")
     ap.add_argument("--shard_id", type=int, default=0, help="0-based shard of this job")
     add_profile_args(ap)
+    add_compress_arg(ap)
     args = ap.parse_args(argv)
     splits = ["train", "test"] if args.split == "all" else [args.split]
     try:
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             profile = profile_from_args(args, "mesh")
             summary = process_modelnet(args.root, args.out_root, profile, splits, args.seed,
                                        args.workers, args.overwrite, args.ext,
-                                       args.num_shards, args.shard_id)
+                                       args.num_shards, args.shard_id,
+                                       compress=args.compress)
         else:
             profile = profile_from_args(args, "kdtree")
             paths = layout.shapenet_mesh_paths(args.root, args.mesh_glob)
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                                  args.num_shards, args.shard_id)
             remove_stale_temps(args.out_root)
             summary = run_jobs(build_jobs(items, args.out_root, profile, args.seed),
-                               args.workers, args.overwrite, desc="meshes")
+                               args.workers, args.overwrite, desc="meshes",
+                               compress=args.compress)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

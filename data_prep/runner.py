@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import hashlib
 import multiprocessing as mp
 import os
@@ -71,10 +72,10 @@ class Summary:
         self.seconds += other.seconds
 
 
-def _run_one(job: Job) -> tuple[str, str | None]:
+def _run_one(job: Job, compress: str = "zlib") -> tuple[str, str | None]:
     try:
         arrays = job.fn(*job.args)
-        atomic_savez(job.out_path, arrays)
+        atomic_savez(job.out_path, arrays, compressed=(compress != "none"))
         return job.key, None
     except BadShape as e:
         return job.key, str(e)
@@ -89,7 +90,7 @@ def process_context():
 
 
 def run_jobs(jobs: Sequence[Job], workers: int = 1, overwrite: bool = False,
-             desc: str = "shapes", log=print) -> Summary:
+             desc: str = "shapes", log=print, compress: str = "zlib") -> Summary:
     t0 = time.perf_counter()
     summary = Summary(total=len(jobs))
     todo = []
@@ -111,12 +112,13 @@ def run_jobs(jobs: Sequence[Job], workers: int = 1, overwrite: bool = False,
             tqdm.write(f"skipped {key}: {err}", file=sys.stdout)
 
     workers = max(1, min(int(workers), len(todo)))
+    one = functools.partial(_run_one, compress=compress)
     if workers <= 1:
         for job in todo:
-            record(*_run_one(job))
+            record(*one(job))
     else:
         with process_pool(workers, process_context()) as ex:
-            futures = {ex.submit(_run_one, j): j for j in todo}
+            futures = {ex.submit(one, j): j for j in todo}
             for fut in cf.as_completed(futures):
                 try:
                     record(*fut.result())

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 from scipy.spatial import cKDTree
 
-from data_prep.atomic import atomic_write_text, remove_stale_temps
+from data_prep.atomic import add_compress_arg, atomic_write_text, remove_stale_temps
 from data_prep.fps import fps_order
 from data_prep.normalize import unit_ball_points
 from data_prep.runner import BadShape, Job, Summary, run_jobs
@@ -104,7 +104,7 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
                   ray_pool: int = 1000, seed: int = 0, rng_mode: str = "per_sample",
                   workers: int = 1, overwrite: bool = False, surface_ratio: float = 0.5,
                   surface_sigma: float = 0.02, allow_duplicate_stems: bool = False,
-                  log=print) -> Summary:
+                  log=print, compress: str = "zlib") -> Summary:
     paths = find_split_files(scan_root, split)
     if not paths:
         raise FileNotFoundError(f"no {split} h5 files under {scan_root}")
@@ -135,7 +135,7 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
         offset += data.shape[0]
     log(f"{split}: {len(jobs)} samples from {len(paths) - len(bad_files)} h5 files")
     summary = run_jobs(jobs, 1 if rng_mode == "sequential" else workers, overwrite,
-                       desc=f"scanobjectnn {split}", log=log)
+                       desc=f"scanobjectnn {split}", log=log, compress=compress)
     summary.failed = bad_files + summary.failed
     return summary
 
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--allow_duplicate_stems", action="store_true")
+    add_compress_arg(ap)
     args = ap.parse_args(argv)
     total = Summary()
     try:
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             total.merge(process_split(
                 args.scan_root, args.out_root, split, args.pt_pool, args.ray_pool, seed,
                 args.rng, args.workers, args.overwrite, args.pt_surface_ratio,
-                args.pt_surface_sigma, args.allow_duplicate_stems))
+                args.pt_surface_sigma, args.allow_duplicate_stems, compress=args.compress))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

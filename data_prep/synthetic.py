@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from data_prep import meshes, scanobjectnn, shapes, unpaired_split
-from data_prep.atomic import atomic_path, atomic_write_text
+from data_prep.atomic import add_compress_arg, atomic_path, atomic_write_text
 from data_prep.profile import SMALL, Profile, add_profile_args, profile_from_args
 from data_prep.runner import shape_rng
 from nepa3d_jax import cli
@@ -66,7 +66,7 @@ def _write_scan_h5(path: str, items, classes, n_points: int, seed: int) -> None:
 def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
                            profile: Profile = SMALL, classes=shapes.FAMILIES,
                            workers: int = 1, scan_points: int = 1024, test_ratio: float = 0.25,
-                           log=print) -> dict[str, str]:
+                           log=print, compress: str = "zlib") -> dict[str, str]:
     """Build (or finish) the corpus under `out_dir`; returns the paths of its parts."""
     classes = list(classes)
     unknown = [c for c in classes if c not in shapes.FAMILIES]
@@ -82,7 +82,7 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
 
     items = _write_meshes(paths["meshes"], classes, n_per_class, n_test, seed)
     s = meshes.process_modelnet(paths["meshes"], paths["cache"], profile, ["train", "test"],
-                                seed, workers, log=log)
+                                seed, workers, log=log, compress=compress)
     log(s.line())
     if s.failed:
         raise RuntimeError(f"synthetic meshes failed: {s.failed[:3]}")
@@ -94,7 +94,7 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
             h5_dir, paths["scan_cache"], split, profile.pt_pool, profile.ray_pool,
             seed + (scanobjectnn.TEST_SEED_OFFSET if split == "test" else 0),
             workers=workers, surface_ratio=profile.pt_surface_ratio,
-            surface_sigma=profile.pt_surface_sigma, log=log)
+            surface_sigma=profile.pt_surface_sigma, log=log, compress=compress)
         log(s.line("samples"))
     split_map = unpaired_split.build_split_map(paths["cache"], seed=seed)
     if not os.path.exists(paths["split_json"]):
@@ -114,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scan_points", type=int, default=1024)
     ap.add_argument("--test_ratio", type=float, default=0.25)
     add_profile_args(ap, SMALL)
+    add_compress_arg(ap)
     args = ap.parse_args(argv)
     try:
         paths = build_synthetic_corpus(
             args.out, args.n_per_class, args.seed, profile_from_args(args, "mesh"),
-            args.classes, args.workers, args.scan_points, args.test_ratio)
+            args.classes, args.workers, args.scan_points, args.test_ratio,
+            compress=args.compress)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -3,6 +3,8 @@
   python -m data_prep.validate --cache_root cache [--splits train,test] \\
       [--backends mesh,pointcloud_noray,udfgrid] [--no_values] [--workers 4]
 
+`--cache_root` may also be a TFDS build of a cache root (`python -m data_prep.to_tfds`).
+
 Layout (split and class folders, empty ones), then per file: readable archive, keys each
 named backend reads, dtypes, ranks, pool lengths that agree, finite values and FPS-order
 index ranges. The checks are `nepa3d_jax.data.schema`'s, the same the loaders run, so a root
@@ -16,7 +18,7 @@ import functools
 import re
 import sys
 
-from nepa3d_jax.data import schema
+from nepa3d_jax.data import schema, tfds_source
 from data_prep.runner import process_context
 from nepa3d_jax import cli
 from nepa3d_jax.workers import process_pool
@@ -37,6 +39,8 @@ def required_keys(backends: list[str]) -> list:
 def validate_root(cache_root: str, splits: list[str], backends: list[str] = (),
                   check_values: bool = True, workers: int = 1) -> tuple[int, list[schema.Problem]]:
     """(number of files checked, problems)."""
+    if tfds_source.find_build(cache_root) is not None:
+        return validate_build(cache_root, splits, backends, check_values)
     problems = list(schema.check_cache_root(cache_root, splits))
     files = [f for s in splits for f in schema.list_cache_files(cache_root, s)]
     check = functools.partial(schema.check_cache_file, required_keys=required_keys(list(backends)),
@@ -52,6 +56,36 @@ def validate_root(cache_root: str, splits: list[str], backends: list[str] = (),
             problems.append(schema.Problem(m["path"], m["key"] or "", m["msg"]) if m
                             else schema.Problem("", "", text))
     return len(files), problems
+
+
+def validate_build(root: str, splits: list[str], backends: list[str] = (),
+                   check_values: bool = True) -> tuple[int, list[schema.Problem]]:
+    """The same checks on a `data_prep.to_tfds` build: headers from its index, then (values)
+    every record decoded, which also proves each shard readable (errors name shard + record)."""
+    from nepa3d_jax.data import sources
+
+    required = required_keys(list(backends))
+    problems: list[schema.Problem] = []
+    n = 0
+    for split in splits:
+        try:
+            src = sources.TfdsBuildSplit(root, split)
+        except schema.CacheError as e:
+            problems.append(schema.Problem(root, "", str(e)))
+            continue
+        problems += [schema.Problem(root, "", p) for p in src.layout_problems()]
+        for i, name in enumerate(src.names):
+            found = schema.check_headers(name, src.headers(i), required)
+            if check_values and not found:
+                found = src.check_values(i, set(schema.KEY_SPECS))
+            problems += [_problem(text) for text in found]
+        n += len(src)
+    return n, problems
+
+
+def _problem(text: str) -> schema.Problem:
+    m = _LINE.match(text)
+    return schema.Problem(m["path"], m["key"] or "", m["msg"]) if m else schema.Problem("", "", text)
 
 
 def format_table(problems: list[schema.Problem]) -> str:

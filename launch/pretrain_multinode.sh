@@ -22,6 +22,8 @@
 #                   checks the fabric in seconds)
 #   LOG_ROOT        default $REPO_DIR/logs; per-host logs go to $LOG_ROOT/<jobid>_<tag>/
 #   PBSDSH          pbsdsh command (default pbsdsh; tests use launch/fake_pbsdsh)
+#   STAGE_DIR       node-local folder (e.g. '$TMPDIR', quoted: expanded on each node) to copy
+#                   the corpora to once per node before training; sets config.data.stage_dir
 #
 # Site-specific PBS directives (group, queue) go on the qsub command line (-W group_list=..., -P).
 #PBS -l rt_QF=2
@@ -62,6 +64,9 @@ for item in "${RAW_OVERRIDES[@]}"; do
   [[ "${item}" == config.* ]] || item="config.${item}"
   CONFIG_ARGS+=("--${item}")
 done
+if [[ -n "${STAGE_DIR:-}" ]]; then
+  CONFIG_ARGS+=("--config.data.stage_dir=${STAGE_DIR}")
+fi
 
 # Hosts: unique names of the node file, in order; the first one hosts the coordinator.
 NODE_FILE="${RUN_LOG_DIR}/nodefile"

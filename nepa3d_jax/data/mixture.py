@@ -5,9 +5,10 @@ is reproduced bit for bit): epoch `e` uses `np.random.RandomState((seed + 1009 *
 with replacement each sample draws a component from the normalised weights (one uniform draw
 against the weight CDF) and then a uniform file of that component (`randint`); without
 replacement it draws `num_samples` distinct global indices, ignoring the weights (the original's
-debugging mode). Global indices address the components' sorted file lists concatenated in
-component order (YAML order for `mix_config`; for an inline `config.data.mix`, components with
-an `order` field >= 0 by that order, then the others by name, the order ml_collections iterates).
+debugging mode). Global indices address the components' sorted file lists (a TFDS build keeps that
+order: `data.sources`) concatenated in component order (YAML order for `mix_config`; for an inline
+`config.data.mix`, components with an `order` field >= 0 by that order, then the others by name,
+the order ml_collections iterates).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from nepa3d_jax.data.schema import BACKENDS, CacheError, check_cache_root, list_cache_files
+from nepa3d_jax.data import sources
+from nepa3d_jax.data.schema import BACKENDS, CacheError
 
 # Per-component settings the original's YAML may override for its dataset.
 COMPONENT_OVERRIDES = ("drop_ray_prob", "force_missing_ray", "add_eos", "voxel_grid",
@@ -136,13 +138,17 @@ class Mixture:
             raise ValueError(f"mix weights must be finite, >= 0 and not all 0; got {w.tolist()}")
         self.weights = w / w.sum()
         self.files: list[list[str]] = []
+        self.sources: list[sources.Source] = []
         for c in spec.components:
-            problems = check_cache_root(c.cache_root, [c.split])
-            files = list_cache_files(c.cache_root, c.split)
-            if not files:
-                detail = "; ".join(str(p) for p in problems) or "no .npz files"
+            try:
+                src = sources.open_split(c.cache_root, c.split)
+            except CacheError as e:
+                raise CacheError(f"mix component '{c.name}' ({c.cache_root}/{c.split}): {e}") from e
+            if not src.names:
+                detail = "; ".join(src.layout_problems()) or "no .npz files"
                 raise CacheError(f"mix component '{c.name}' ({c.cache_root}/{c.split}): {detail}")
-            self.files.append(files)
+            self.sources.append(src)
+            self.files.append(src.names)
         self.sizes = np.array([len(f) for f in self.files], np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         self.num_samples = int(spec.num_samples) or int(self.sizes.sum())

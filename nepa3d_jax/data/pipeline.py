@@ -24,14 +24,17 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data import mixture as mixture_lib
-from nepa3d_jax.data import full_check, paths, records
+from nepa3d_jax.data import full_check, records, sources
+from nepa3d_jax.data.assemble import BATCH_DTYPES, BatchReader
 from nepa3d_jax.data.schema import CacheError
 
-BATCH_DTYPES = dict(
-    pt_xyz=np.float32, pt_dist=np.float32, pt_count=np.int32, pt_fps_order=np.int32,
-    fps_count=np.int32, ray_o=np.float32, ray_d=np.float32, ray_hit=np.float32,
-    ray_t=np.float32, ray_n=np.float32, ray_count=np.int32, ray_available=np.bool_,
-    sample_id=np.int32, label=np.int32)
+__all__ = ["BATCH_DTYPES", "InputPipeline", "LOADERS"]
+
+# config.data.loader: "threads" (a thread pool in this process), "processes" (grain worker
+# processes, `data.workers`), "auto" (processes once the corpus is large enough that worker
+# start-up, a few seconds, is paid back; threads for tiny corpora and tests).
+LOADERS = ("auto", "threads", "processes")
+AUTO_PROCESSES_MIN_FILES = 2000
 
 
 def _opt(cfg: Any, name: str, default: Any) -> Any:
@@ -44,7 +47,7 @@ class InputPipeline:
 
     def __init__(self, data_cfg: Any, global_batch: int, *, process_index: int | None = None,
                  process_count: int | None = None, prefetch: int | None = None,
-                 workers: int = 8, start: Mapping[str, int] | None = None,
+                 workers: int | None = None, start: Mapping[str, int] | None = None,
                  validate_cache: str | os.PathLike | None = None):
         if process_index is None or process_count is None:
             import jax  # local: the pipeline itself is numpy-only
@@ -58,9 +61,18 @@ class InputPipeline:
         self.global_batch = int(global_batch)
         self.local_batch = self.global_batch // self.process_count
         self.prefetch = int(_opt(data_cfg, "prefetch", 2) if prefetch is None else prefetch)
-        self.workers = max(1, int(workers))
+        self.workers = max(1, int(_opt(data_cfg, "workers", 8) if workers is None else workers))
+        self.loader = str(_opt(data_cfg, "loader", "threads")).strip().lower()
+        if self.loader not in LOADERS:
+            raise ValueError(f"config.data.loader: '{self.loader}' is not one of "
+                             f"{' | '.join(LOADERS)}")
 
-        self.mixture = mixture_lib.Mixture(mixture_lib.mix_spec_from_config(data_cfg))
+        spec = mixture_lib.mix_spec_from_config(data_cfg)
+        if _opt(data_cfg, "stage_dir", ""):
+            from nepa3d_jax.data import staging  # copies to node-local disk, once per node
+
+            spec = staging.stage_spec(spec, str(data_cfg.stage_dir))
+        self.mixture = mixture_lib.Mixture(spec)
         self.steps_per_epoch = self.mixture.num_samples // self.global_batch
         if self.steps_per_epoch == 0:
             raise ValueError(f"config.data.mix_num_samples={self.mixture.num_samples} is smaller "
@@ -69,6 +81,13 @@ class InputPipeline:
         self.classes = [sorted({os.path.basename(os.path.dirname(f)) for f in files}) for files in
                         self.mixture.files]
         self.pads = self._scan(data_cfg, validate_cache)
+        if self.loader == "auto":
+            big = len(self.mixture) >= AUTO_PROCESSES_MIN_FILES and self.workers > 1
+            self.loader = "processes" if big else "threads"
+        self.reader = BatchReader(self.mixture, self.options, self.pads, self.classes,
+                                  self.global_batch, self.local_batch, self.process_index,
+                                  self.steps_per_epoch)
+        self._procs: Any = None
         self._pos = (0, 0)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -103,15 +122,20 @@ class InputPipeline:
         self.full_check_counts: dict[str, int] = {}
         problems: list[str] = []
         pt = ray = fps = 0
-        for files, opts in zip(self.mixture.files, self.options):
-            probs, sizes = records.scan_files(files, opts, workers=self.workers)
+        npz_groups = []
+        for src, opts in zip(self.mixture.sources, self.options):
+            # `.npz` folders: header scan here, the full value check below (worker processes,
+            # cached per file); a TFDS build checks values in its own scan.
+            npz = isinstance(src, sources.NpzSplit)
+            probs, sizes = src.scan(opts, values=(mode == "full" and not npz),
+                                    workers=self.workers)
+            if npz:
+                npz_groups.append((src.names, *records.read_keys(opts)))
             problems += probs
             pt, ray, fps = max(pt, sizes.pt), max(ray, sizes.ray), max(fps, sizes.fps)
         if mode == "full" and not problems:
-            groups = [(files, *records.read_keys(opts))
-                      for files, opts in zip(self.mixture.files, self.options)]
             problems, self.full_check_counts = full_check.full_check(
-                groups, validate_cache, workers=self.workers,
+                npz_groups, validate_cache, workers=self.workers,
                 write_cache=self.process_index == 0)
         if problems and mode != "off":
             more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -128,27 +152,11 @@ class InputPipeline:
     # --- deterministic batches ---------------------------------------------------------------
     def global_indices(self, epoch: int, step: int) -> np.ndarray:
         """(G,) global file indices of the whole batch at (epoch, step)."""
-        order = self.mixture.epoch_indices(epoch)
-        return order[step * self.global_batch:(step + 1) * self.global_batch]
-
-    def _load(self, gidx: int, sample_id: int) -> dict[str, np.ndarray]:
-        comp, local = self.mixture.locate(gidx)
-        path = self.mixture.files[comp][local]
-        out = records.load_sample(path, self.options[comp], self.pads)
-        out["sample_id"] = np.int32(sample_id)
-        out["label"] = np.int32(paths.class_label(path, self.classes[comp]))
-        return out
+        return self.reader.global_indices(epoch, step)
 
     def batch_at(self, epoch: int, step: int) -> dict[str, np.ndarray]:
         """This process's shard of the batch at (epoch, step), stacked (B_local, ...)."""
-        if not 0 <= step < self.steps_per_epoch:
-            raise IndexError(f"step {step} outside the epoch (0..{self.steps_per_epoch - 1})")
-        lo = self.process_index * self.local_batch
-        idx = self.global_indices(epoch, step)[lo:lo + self.local_batch]
-        ids = step * self.global_batch + lo + np.arange(self.local_batch)
-        samples = list(self._pool.map(self._load, idx.tolist(), ids.tolist()))
-        return {k: np.stack([s[k] for s in samples]).astype(BATCH_DTYPES[k], copy=False)
-                for k in BATCH_DTYPES}
+        return self.reader.batch_at(epoch, step, self._pool.map)
 
     def _advance(self, pos: tuple[int, int]) -> tuple[int, int]:
         epoch, step = pos
@@ -176,7 +184,9 @@ class InputPipeline:
         return self
 
     def __next__(self) -> dict[str, np.ndarray]:
-        if self.prefetch <= 0:
+        if self.loader == "processes":
+            batch = self._next_from_processes()
+        elif self.prefetch <= 0:
             batch = self.batch_at(*self._pos)
         else:
             if self._thread is None:
@@ -188,6 +198,18 @@ class InputPipeline:
             assert pos == self._pos, (pos, self._pos)
         self._pos = self._advance(self._pos)
         return batch
+
+    def _next_from_processes(self) -> dict[str, np.ndarray]:
+        from nepa3d_jax.data.workers import ProcessLoader  # local: grain starts only if used
+
+        if self._procs is None:
+            self._procs = ProcessLoader(self.reader, self.reader.linear(*self._pos),
+                                        self.workers, max(1, self.prefetch))
+        try:
+            return next(self._procs)
+        except BaseException:
+            self._stop_prefetch()
+            raise
 
     def _start_prefetch(self) -> None:
         self._stop = threading.Event()
@@ -214,6 +236,9 @@ class InputPipeline:
             pos = self._advance(pos)
 
     def _stop_prefetch(self) -> None:
+        if self._procs is not None:
+            self._procs.close()
+            self._procs = None
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
@@ -241,4 +266,6 @@ class InputPipeline:
             num_samples=self.mixture.num_samples, seed=self.mixture.spec.seed,
             replacement=self.mixture.spec.replacement, steps_per_epoch=self.steps_per_epoch,
             pads=dataclasses.asdict(self.pads), local_batch=self.local_batch,
+            forms=[sources.describe_form(s) for s in self.mixture.sources],
+            loader=self.loader, workers=self.workers,
             process_index=self.process_index, process_count=self.process_count)

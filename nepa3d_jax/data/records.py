@@ -150,7 +150,17 @@ def read_pools(path: str, opts: SampleOptions) -> dict[str, Any]:
     The one reader of training and classification (CPAC reads `CheckedRecord` key by key);
     CacheError names the file and the key, also for a key the backend needs but lacks.
     """
-    rec = CheckedRecord(path)
+    return pools_from_record(CheckedRecord(path), opts)
+
+
+def sample_from_record(rec: Any, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
+    """Apply the backend to an open record (`.npz` or TFDS, with a `.path` name) and pad it."""
+    return pad_pools(pools_from_record(rec, opts), pads, rec.path)
+
+
+def pools_from_record(rec: Any, opts: SampleOptions) -> dict[str, Any]:
+    """`read_pools` of an open record (closed here): `.npz` or a TFDS record with a `.path`."""
+    path = rec.path
     try:
         for group in schema.BACKEND_REQUIRED_KEYS.get(opts.backend, ()):
             group = (group,) if isinstance(group, str) else tuple(group)
@@ -171,7 +181,7 @@ def read_pools(path: str, opts: SampleOptions) -> dict[str, Any]:
 
 def load_sample(path: str, opts: SampleOptions, pads: PadSizes) -> dict[str, np.ndarray]:
     """Read, apply the backend and pad one cache file."""
-    return pad_pools(read_pools(path, opts), pads, path)
+    return sample_from_record(CheckedRecord(path), opts, pads)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -75,6 +75,9 @@ def get_config() -> ml_collections.ConfigDict:
   d.ray_pool_pad = 0
   d.validate = "full"             # off | header | full: cache files checked before step 1
   d.prefetch = 2
+  d.loader = "auto"               # threads | processes (grain workers) | auto (by corpus size)
+  d.workers = 8                   # loader threads or processes per host
+  d.stage_dir = ""                # e.g. "$TMPDIR": copy the corpora there once per node first
 
   m = c.model = ml_collections.ConfigDict()
   m.arch = "causal"

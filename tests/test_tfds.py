@@ -1,0 +1,232 @@
+"""The TFDS (ArrayRecord) form of a cache root: built from a small synthetic corpus, it holds
+every array raw in folder order, trains to the same losses as the `.npz` folder (read by grain
+worker processes), resumes bit-exactly, and corrupt shards fail naming shard and record."""
+
+import os
+import pathlib
+import shutil
+import signal
+import zipfile
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from data_prep import to_tfds, validate
+from data_prep.synthetic import build_synthetic_corpus
+from nepa3d_jax.config import load_config
+from nepa3d_jax.data import schema, sources, staging, tfds_source
+from nepa3d_jax.data.pipeline import InputPipeline
+from nepa3d_jax.data.schema import CacheError
+from nepa3d_jax.train import loop
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """(cache root, its TFDS build): 2 classes x 3 shapes, small profile, 2 shards per split."""
+    base = tmp_path_factory.mktemp("tfds")
+    paths = build_synthetic_corpus(str(base / "syn"), n_per_class=3, classes=["box", "torus"],
+                                   log=lambda *a: None)
+    build = to_tfds.build(paths["cache"], str(base / "tfds"), workers=1, shards=2,
+                          log=lambda *a: None)
+    return pathlib.Path(paths["cache"]), pathlib.Path(build)
+
+
+def test_build_holds_every_array_raw_in_folder_order(corpus):
+    cache, build = corpus
+    assert tfds_source.find_build(build.parent.parent) == str(build)
+    assert tfds_source.build_splits(str(build)) == ["test", "train"]
+    for split in ("train", "test"):
+        src = sources.open_split(str(build.parent.parent), split)
+        files = schema.list_cache_files(str(cache), split)
+        assert isinstance(src, sources.TfdsBuildSplit) and len(src) == len(files) > 0
+        assert [os.path.relpath(f, cache) for f in files] == src.rel_paths
+        for i, f in enumerate(files):
+            headers = schema.read_headers(f)
+            assert src.headers(i) == headers
+            rec = src.record(i)
+            want = schema.load_cache(f, list(headers))
+            assert sorted(rec) == sorted(want)
+            for k, a in want.items():
+                assert rec[k].dtype == a.dtype and rec[k].tobytes() == a.tobytes(), (f, k)
+    assert src.record(0)["udf_grid"].dtype == np.float16  # raw, not widened
+    assert len([p for p in os.listdir(build) if "-train.array_record-" in p]) == 2
+
+
+def test_second_build_returns_at_once_and_a_bad_file_stops_the_build(corpus, tmp_path):
+    cache, build = corpus
+    before = {p: os.path.getmtime(build / p) for p in os.listdir(build)}
+    lines = []
+    again = to_tfds.build(str(cache), str(build.parent.parent), log=lines.append)
+    assert again == str(build) and "already built" in lines[0]
+    assert {p: os.path.getmtime(build / p) for p in os.listdir(build)} == before
+
+    bad_root = tmp_path / "bad"
+    shutil.copytree(cache / "train", bad_root / "train")
+    victim = sorted((bad_root / "train" / "torus").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(CacheError, match=f"{victim}.*truncated"):
+        to_tfds.build(str(bad_root), str(tmp_path / "out"), log=lambda *a: None)
+    assert tfds_source.find_build(tmp_path / "out") is None
+
+
+def _damaged_copy(build, tmp_path, how):
+    dst = tmp_path / "copy" / tfds_source.BUILD_NAME / build.name
+    shutil.copytree(build, dst)
+    shard = sorted(dst.glob("*-train.array_record-*"))[-1]
+    data = bytearray(shard.read_bytes())
+    if how == "flip":
+        mid = len(data) // 2
+        data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+    else:
+        data = data[: len(data) // 2]
+    shard.write_bytes(bytes(data))
+    return dst, shard
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+def test_corrupt_or_truncated_shard_names_shard_and_record(corpus, tmp_path, how):
+    cache, build = corpus
+    dst, shard = _damaged_copy(build, tmp_path, how)
+    src = sources.open_split(str(dst), "train")
+    errors = {}
+    for i in range(len(src)):
+        try:
+            src.record(i)
+        except CacheError as e:
+            errors[i] = str(e)
+    assert errors, "damage went unnoticed"
+    first = min(errors)
+    shard_start = len(src) - sum(1 for i in range(len(src)) if src.shard_of(i)[0] == str(shard))
+    assert first >= shard_start  # records of the intact shard still read
+    assert errors[first].startswith(f"{shard} record {first - shard_start} "
+                                    f"({src.rel_paths[first]}): unreadable ArrayRecord data")
+    # data_prep.validate reads every record of a build, and reports the same.
+    n, problems = validate.validate_root(str(dst), ["train"], ["mesh"])
+    assert n == len(src) and any(str(shard) in p.path for p in problems)
+    assert validate.main(["--cache_root", str(dst), "--splits", "train"]) == 1
+
+
+def test_validate_accepts_either_form(corpus, capsys):
+    cache, build = corpus
+    for root in (cache, build.parent.parent):
+        assert validate.main(["--cache_root", str(root), "--backends", "mesh,udfgrid"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("checked 6 files") == 2 and "0 problem(s)" in out
+
+
+def data_cfg(root, loader, **kw):
+    c = dict(mix={"a_mesh": dict(cache_root=str(root), split="train", backend="mesh", weight=1.0),
+                  "b_udf": dict(cache_root=str(root), split="train", backend="udfgrid",
+                                weight=0.5)},
+             mix_config="", mix_num_samples=12, mix_seed=5, replacement=True, validate="full",
+             prefetch=2, loader=loader, workers=2)
+    c.update(kw)
+    return ml_collections.ConfigDict(c)
+
+
+def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
+    cache, build = corpus
+    with InputPipeline(data_cfg(cache, "threads"), 4, process_index=1, process_count=2) as a, \
+            InputPipeline(data_cfg(build, "processes"), 4, process_index=1,
+                          process_count=2) as b:
+        assert b.describe()["forms"] == ["tfds", "tfds"] and b.loader == "processes"
+        assert a.pads == b.pads
+        first = [next(a) for _ in range(4)]
+        for want in first:
+            got = next(b)
+            assert sorted(got) == sorted(want)
+            for k in want:
+                np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+        assert a.get_state() == b.get_state() == {"epoch": 1, "step": 1}
+        b.set_state({"epoch": 0, "step": 2})  # restarts the workers at the restored step
+        for want in first[2:]:
+            got = next(b)
+            for k in want:
+                np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+def train_config(root, workdir, loader):
+    c = load_config(str(REPO / "configs" / "base.py"))
+    c.workdir = str(workdir)
+    c.data.mix = data_cfg(root, loader).mix.to_dict()
+    c.data.update(dict(mix_config="", mix_num_samples=16, mix_seed=5, n_point=16, n_ray=16,
+                       max_len=-1, prefetch=1, loader=loader, workers=2))
+    c.model.d_model, c.model.layers, c.model.heads = 32, 1, 2
+    c.train.update(dict(batch_per_device=1, num_steps=STEPS, log_every_steps=1, base_lr=1e-3,
+                        lr_scale=False, checkpoint_every_steps=3, keep_checkpoints=2))
+    return c
+
+
+def _losses(result):
+    return np.array([loss for _, loss in result["losses"]])
+
+
+def test_training_from_the_build_matches_the_folder_and_resumes_bit_exactly(corpus, tmp_path):
+    """Same seed -> same losses from either form; a run stopped by SIGTERM resumes on grain
+    worker processes (restarted at the restored step) to exactly the uninterrupted run."""
+    cache, build = corpus
+    folder = loop.run(train_config(cache, tmp_path / "npz", "threads"))
+    full = loop.run(train_config(build, tmp_path / "full", "threads"), return_state=True)
+    assert np.all(np.isfinite(_losses(full))) and _losses(full).shape == (STEPS,)
+    np.testing.assert_array_equal(_losses(full), _losses(folder))
+
+    def sigterm_after_two(step, metrics):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopped = loop.run(train_config(build, tmp_path / "resumed", "processes"),
+                       callback=sigterm_after_two)
+    assert stopped["preempted"] and stopped["step"] == 2
+    resumed = loop.run(train_config(build, tmp_path / "resumed", "processes"),
+                       return_state=True)
+    assert resumed["resumed_from"] == 2 and resumed["step"] == STEPS
+    np.testing.assert_array_equal(_losses(resumed), _losses(full)[2:])
+    for a, b in zip(jax.tree.leaves(resumed["state"]), jax.tree.leaves(full["state"])):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_compress_none_writes_the_same_arrays_uncompressed(corpus, tmp_path):
+    """`--compress none` (data_prep.synthetic and the cache writers): stored zip members, same
+    arrays as the default zlib caches, so either feeds the same run."""
+    cache, _ = corpus
+    raw = build_synthetic_corpus(str(tmp_path / "raw"), n_per_class=3, classes=["box"],
+                                 log=lambda *a: None, compress="none")
+    for f in schema.list_cache_files(raw["cache"], "train"):
+        with zipfile.ZipFile(f) as z:
+            assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_STORED}
+        twin = cache / os.path.relpath(f, raw["cache"])
+        with zipfile.ZipFile(twin) as z:
+            assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+        keys = list(schema.read_headers(f))
+        a, b = schema.load_cache(f, keys), schema.load_cache(str(twin), keys)
+        for k in keys:
+            assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), (f, k)
+    assert validate.main(["--cache_root", raw["cache"]]) == 0
+
+
+def test_stage_dir_copies_once_per_node_and_keeps_the_stream(corpus, tmp_path):
+    cache, build = corpus
+    stage = tmp_path / "node_local"
+    for root in (cache, build):
+        with InputPipeline(data_cfg(root, "threads", prefetch=0), 4, process_index=0,
+                           process_count=1) as plain, \
+                InputPipeline(data_cfg(root, "threads", prefetch=0, stage_dir=str(stage)), 4,
+                              process_index=0, process_count=1) as staged:
+            roots = {c["cache_root"] for c in staged.describe()["components"]}
+            assert all(r.startswith(str(stage)) for r in roots), roots
+            for _ in range(2):
+                want, got = next(plain), next(staged)
+                for k in want:
+                    np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+    copies = sorted(p.name for p in (stage / "nepa3d_stage").iterdir() if p.is_dir())
+    assert len(copies) == 3  # cache/train (+ its .root view) and the build
+    marker = next((stage / "nepa3d_stage").glob("1.0.0-*")) / staging.MARKER
+    before = marker.stat().st_mtime_ns
+    lines = []
+    again = staging.stage_tree(str(build), str(stage), log=lines.append)
+    assert again == str(marker.parent) and not lines and marker.stat().st_mtime_ns == before
