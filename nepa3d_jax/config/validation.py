@@ -7,6 +7,7 @@ from typing import Any, Callable
 import ml_collections
 
 from nepa3d_jax.config.derived import required_length, _schedule_max
+from nepa3d_jax.model.losses import NEPA_TARGETS
 
 JOBS = ("pretrain", "cpac_udf", "finetune_cls", "eval_bundle")
 BACKENDS = ("mesh", "pointcloud", "pointcloud_noray", "pointcloud_meshray", "udfgrid", "voxel")
@@ -21,6 +22,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.arch": ("causal",),
     "model.attention": ("auto", "xla", "cudnn", "blockwise"),
     "model.compute_dtype": ("auto", "float32", "bfloat16"),
+    "model.nepa_target": NEPA_TARGETS,
     "train.objective": ("nepa", "mae"),
 }
 
