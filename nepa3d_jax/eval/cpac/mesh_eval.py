@@ -74,7 +74,8 @@ def nn_dist_grid(sample: ShapeSample, grid_res: int) -> np.ndarray:
 
 
 def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
-        predict: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, Any]:
+        predict: Callable[[np.ndarray], np.ndarray] | None,
+        names: tuple[str, ...] = ("probe", "nn_dist")) -> dict[str, Any]:
     """The `mesh_eval` block: settings, summary per predictor (probe and nn_dist), per shape."""
     g, level = int(option(c, "mesh_grid_res")), float(option(c, "mesh_mc_level"))
     kw = dict(level=level, num_samples=int(option(c, "mesh_num_samples")),
@@ -85,8 +86,8 @@ def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
     per_shape: dict[str, list[dict[str, Any]]] = {"probe": [], "nn_dist": []}
     for i, s in enumerate(samples):
         gt = truth_grid(s.path, g, str(option(c, "mesh_gt")))
-        grids = {"nn_dist": nn_dist_grid(s, g)}
-        if rep_fn is not None and predict is not None:
+        grids = {"nn_dist": nn_dist_grid(s, g)} if "nn_dist" in names else {}
+        if rep_fn is not None and predict is not None and "probe" in names:
             grids["probe"] = predict_grid(s, g, int(option(c, "mesh_chunk_n_query")),
                                           layout_for, rep_fn, predict)
         for name, grid in grids.items():
