@@ -160,7 +160,8 @@ def test_seeds_random_init_baseline_and_tensorboard(reference_dir, tmp_path):
     ckpt = reference_dir / "ckpt" / "tiny_qa" / "last.pt"
     out = tmp_path / "r.json"
     cfg = tiny_config(reference_dir / "scan_cache", out, ckpt=str(ckpt), epochs=2,
-                      mc_eval_k_test=1, seeds="0,1", random_init_baseline=1)
+                      mc_eval_k_test=1, seeds="0,1", random_init_baseline=1,
+                      max_steps_per_epoch=1)
     result = finetune_cls.run(cfg)
     assert result["seeds"] == [0, 1] and [r["seed"] for r in result["per_seed"]] == [0, 1]
     acc = result["summary"]["pretrained"]["test_acc"]
