@@ -99,4 +99,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.mesh_gt = "udf_grid"                # udf_grid (the original) | pc_xyz (exact distance)
   c.mesh_save_dir = ""                  # set: .ply of predicted and true meshes
   c.mesh_store_per_shape = 0
+  c.render_png = ""                     # set: PNG sheet of true vs predicted surfaces + UDF slices
+  c.render_shapes = 4                   # shapes on the sheet (<= mesh_eval_max_shapes with mesh_eval)
   return c

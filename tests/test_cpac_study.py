@@ -2,6 +2,7 @@
 and nn_copy baselines, significance, mesh metrics and the per-shape side file."""
 
 import json
+import struct
 import sys
 import pathlib
 
@@ -31,7 +32,8 @@ def result(reference_dir, tmp_path_factory):
             ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"), n_context=32,
             n_query=32, out_json=str(out_json), seeds="0,1", mesh_eval=1,
             mesh_eval_max_shapes=2, mesh_grid_res=12, mesh_chunk_n_query=32,
-            mesh_mc_level=0.1, mesh_num_samples=2000, mesh_fscore_tau=0.05))
+            mesh_mc_level=0.1, mesh_num_samples=2000, mesh_fscore_tau=0.05,
+            render_png=str(work / "res" / "sheet.png"), render_shapes=2))
         single = cpac_udf.run(_config(
             ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"), n_context=32,
             n_query=32, out_json="", eval_seed=1, random_init_baseline=0))
@@ -89,3 +91,13 @@ def test_result_and_side_file_are_nan_free_and_paired(result):
     assert per.shape == (2, 5)
     np.testing.assert_allclose(per.mean(axis=1), out["summary"]["pretrained"]["mae"]["per_seed"],
                                rtol=1e-6)
+
+
+def test_render_sheet_has_the_stated_size(result):
+    out, _, _ = result
+    from nepa3d_jax.eval import render
+    png = pathlib.Path(out["render_png"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+    width, height = struct.unpack(">II", png[16:24])
+    # 2 shapes x (truth, pretrained, random-init, nn_dist, two UDF slices)
+    assert (width, height) == (6 * render.PANEL_PX, 2 * render.PANEL_PX)

@@ -75,8 +75,11 @@ def nn_dist_grid(sample: ShapeSample, grid_res: int) -> np.ndarray:
 
 def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
         predict: Callable[[np.ndarray], np.ndarray] | None,
-        names: tuple[str, ...] = ("probe", "nn_dist")) -> dict[str, Any]:
-    """The `mesh_eval` block: settings, summary per predictor (probe and nn_dist), per shape."""
+        names: tuple[str, ...] = ("probe", "nn_dist"), grids_out: list | None = None,
+        n_grids: int = 0) -> dict[str, Any]:
+    """The `mesh_eval` block: settings, summary per predictor (probe and nn_dist), per shape.
+
+    The first `n_grids` shapes' grids are appended to `grids_out` (for pictures)."""
     g, level = int(option(c, "mesh_grid_res")), float(option(c, "mesh_mc_level"))
     kw = dict(level=level, num_samples=int(option(c, "mesh_num_samples")),
               fscore_tau=float(option(c, "mesh_fscore_tau")))
@@ -90,6 +93,9 @@ def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
         if rep_fn is not None and predict is not None and "probe" in names:
             grids["probe"] = predict_grid(s, g, int(option(c, "mesh_chunk_n_query")),
                                           layout_for, rep_fn, predict)
+        if grids_out is not None and i < n_grids:
+            grids_out.append({"name": os.path.splitext(os.path.basename(s.path))[0],
+                              "gt": gt, "grids": dict(grids)})
         for name, grid in grids.items():
             m, meshes = mesh.mesh_metrics(grid, gt, seed=i, **kw)
             per_shape[name].append({"path": s.path, **m})

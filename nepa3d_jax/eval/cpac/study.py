@@ -71,9 +71,13 @@ def run(config) -> dict[str, Any]:
     c = config
     seeds = stats.parse_seeds(c.get("seeds", ""), int(c.eval_seed))
     mesh_on = bool(int(mesh_eval.option(c, "mesh_eval")))
+    render_png = str(c.get("render_png", "") or "")
+    n_render = max(1, int(c.get("render_shapes", 4))) if render_png else 0
     keep = 0
     if mesh_on:
         keep = int(mesh_eval.option(c, "mesh_eval_max_shapes")) or 1 << 30
+    elif render_png:
+        keep = n_render
     runs = _passes(c, seeds, None, keep)
     pre, qa, rep_fn = runs[0]["_loaded"]
     random_runs: list[dict[str, Any]] = []
@@ -107,8 +111,16 @@ def run(config) -> dict[str, Any]:
         out["baselines"]["random_init"] = {"name": "random_init", "skipped": (
             "baseline_only run" if rep_fn is None else "checkpoint has no model to re-init")}
     out["significance"] = _significance(groups)
-    if mesh_on:
-        out["mesh_eval"] = _mesh(c, runs[0], random_runs[0] if random_runs else None)
+    if mesh_on or render_png:
+        sheet: list[dict[str, Any]] = []
+        block = _mesh(c, runs[0], random_runs[0] if random_runs else None, sheet, n_render)
+        if mesh_on:
+            out["mesh_eval"] = block
+        if render_png:
+            from nepa3d_jax.eval import render
+
+            out["render_png"] = render.cpac_sheet(render_png, sheet,
+                                                  float(mesh_eval.option(c, "mesh_mc_level")))
     if str(c.out_json):
         path = side_file(str(c.out_json))
         report.write_json_atomic(path, _side(groups, runs[0]["_per_shape"]["paths"], seeds))
@@ -132,15 +144,29 @@ def _significance(groups: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _mesh(c, first: dict[str, Any], random_first: dict[str, Any] | None) -> dict[str, Any]:
+def _mesh(c, first: dict[str, Any], random_first: dict[str, Any] | None,
+          sheet: list[dict[str, Any]], n_sheet: int) -> dict[str, Any]:
+    """The mesh_eval block of the pretrained probe, nn_dist and the random-init probe; the
+    first `n_sheet` shapes' grids go to `sheet` (labels pretrained / random-init / nn_dist)."""
     samples = first["_samples"]
     _, _, rep_fn = first["_loaded"]
-    block = mesh_eval.run(c, samples, first["_layout_for"], rep_fn, first["_predict"])
+    grids: list[dict[str, Any]] = []
+    block = mesh_eval.run(c, samples, first["_layout_for"], rep_fn, first["_predict"],
+                          grids_out=grids, n_grids=n_sheet)
+    rnd_grids: list[dict[str, Any]] = []
     if random_first is not None and random_first["_predict"] is not None:
         rnd = mesh_eval.run(c, samples, random_first["_layout_for"],
                             random_first["_loaded"][2], random_first["_predict"],
-                            names=("probe",))
+                            names=("probe",), grids_out=rnd_grids, n_grids=n_sheet)
         block["random_init"] = rnd.get("probe")
+    for i, row in enumerate(grids):
+        labelled = {}
+        if "probe" in row["grids"]:
+            labelled["pretrained"] = row["grids"]["probe"]
+        if i < len(rnd_grids):
+            labelled["random-init"] = rnd_grids[i]["grids"]["probe"]
+        labelled["nn_dist"] = row["grids"]["nn_dist"]
+        sheet.append({"name": row["name"], "gt": row["gt"], "grids": labelled})
     return block
 
 
