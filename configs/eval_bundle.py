@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.run_scan = True
   c.run_cpac = True
   c.run_modelnet = True        # still skipped (logged) when modelnet.cache_root is absent
+  # Evaluation seeds for every step ("0,1,2"; "" = each step's own `seeds`): CPAC draws,
+  # fine-tune seeds (docs/evaluation.md).
+  c.seeds = ""
   c.scan = cls_scanobjectnn.get_config()
   c.modelnet = cls_modelnet40.get_config()
   c.cpac = cpac_udf.get_config()

@@ -78,3 +78,23 @@ def test_paired_tests_mark_the_real_difference_and_not_the_null():
     same = stats.paired_test(a, a, "t")
     assert same["p"] == 1.0 and not same["significant"]
     assert stats.paired_test([1.0], [0.0], "t")["p"] is None
+
+
+def test_headline_states_the_pretrained_vs_random_outcome():
+    from nepa3d_jax.eval.headline import headline
+
+    mae = lambda m: {"mae": {"mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01,
+                             "per_seed": [m, m]}}
+    evals = {"cpac_udf": {"seeds": [0, 1], "summary": {
+        "pretrained": mae(0.08), "random_init": mae(0.12), "nn_copy": mae(0.09)},
+        "significance": {"pretrained_vs_random_init": {"p": 0.001, "significant": True},
+                         "pretrained_vs_nn_copy": {"p": 0.2, "significant": False}}},
+        "finetune_cls": {"seeds": [0, 1], "summary": {
+            "pretrained": {"test_acc": {"mean": 0.5}}, "random_init": {"test_acc": {"mean": 0.6}}},
+            "significance": {"pretrained_vs_random_init": {"p": 0.3, "significant": False}}}}
+    h = headline(evals)
+    assert h["cpac_mae"]["random_init"]["mean"] == 0.12 and h["cpac_mae"]["p"] == {
+        "pretrained_vs_random_init": 0.001, "pretrained_vs_nn_copy": 0.2}
+    assert h["verdict"][0].startswith("CPAC mae: pretrained 0.0800 vs random-init 0.1200: "
+                                      "pretrained better (significant, p=0.001)")
+    assert "pretrained NOT better (not significant, p=0.3)" in h["verdict"][1]

@@ -238,8 +238,14 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
         trainer.close()
     state = result.pop("state")
     eval_after = str(trainer.config.train.get("eval_after", "") or "")
-    if eval_after and not result["preempted"]:
-        result["eval"] = {eval_after: evaluate.run_after_training(trainer.config, eval_after)}
+    if eval_after and not result["preempted"]:  # one name or a comma-separated list
+        result["eval"] = {name: evaluate.run_after_training(trainer.config, name)
+                          for name in evaluate.names(eval_after)}
+        from nepa3d_jax.eval.headline import headline
+
+        result["headline"] = headline(result["eval"])
+        for line in result["headline"]["verdict"]:
+            log.info("%s", line)
     evaluate.write_results(trainer.workdir, result)
     if return_state:
         result["state"] = state
