@@ -50,5 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Fields of the CPAC-UDF evaluator (configs/cpac_udf.py) that differ for the demo.
   c.eval = ml_collections.ConfigDict()
   c.eval.cpac_udf = ml_collections.ConfigDict(dict(
-      cache_root=f"{DATA}/unpaired", n_context=64, n_query=64, max_shapes=0))
+      cache_root=f"{DATA}/unpaired", n_context=64, n_query=64, max_shapes=0,
+      seeds="0,1", random_init_baseline=1, render_png="runs/demo/cpac_sheet.png",
+      render_shapes=3, mesh_grid_res=24, mesh_chunk_n_query=64))
   return c

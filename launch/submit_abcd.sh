@@ -4,6 +4,7 @@
 #   launch/submit_abcd.sh --nodes 2 --walltime 72:00:00
 #   launch/submit_abcd.sh --nodes 8 --depend afterok:12345.pbs1 --qsub-arg "-P gXXXX" --dry-run
 #   launch/submit_abcd.sh --runs "A C" --override train.epochs=50
+#   launch/submit_abcd.sh --seeds "0 1 2"      # 3 pretraining seeds per run: 12 jobs
 #
 # Options:
 #   --nodes N           nodes per run (default 2)
@@ -12,6 +13,9 @@
 #   --depend SPEC       `-W depend=SPEC` on every job (e.g. afterok:12345.pbs1)
 #   --runs "A B C D"    which runs (configs/run<X>.py)
 #   --override A.B=V    a --config override applied to every run (repeatable)
+#   --seeds "0 1 2"     pretraining seeds: one job per run and seed, each with seed=S and
+#                       data.mix_seed=S, workdir <prefix>run<X>_seed<S>, tag run<X>_seed<S>
+#   --workdir-prefix P  prefix of those workdirs (default runs/pretrain_abcd_1024_)
 #   --qsub-arg ARG      extra qsub argument(s), split on spaces (repeatable)
 #   --procs-per-node K  PROCS_PER_NODE for the launcher (default 1)
 #   --no-check          skip validating the configs before submitting
@@ -31,6 +35,8 @@ QSUB_ARGS=()
 PROCS_PER_NODE=1
 CHECK=1
 DRY_RUN=0
+SEEDS=""
+WORKDIR_PREFIX="runs/pretrain_abcd_1024_"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --nodes) NODES="$2"; shift 2 ;;
@@ -39,15 +45,21 @@ while [[ $# -gt 0 ]]; do
     --depend) DEPEND="$2"; shift 2 ;;
     --runs) RUNS="$2"; shift 2 ;;
     --override) OVERRIDES+=("$2"); shift 2 ;;
+    --seeds) SEEDS="$2"; shift 2 ;;
+    --workdir-prefix) WORKDIR_PREFIX="$2"; shift 2 ;;
     --qsub-arg) read -r -a extra <<< "$2"; QSUB_ARGS+=("${extra[@]}"); shift 2 ;;
     --procs-per-node) PROCS_PER_NODE="$2"; shift 2 ;;
     --no-check) CHECK=0; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 [[ "${NODES}" =~ ^[1-9][0-9]*$ ]] || die "--nodes must be a positive integer, got ${NODES}"
+for seed in ${SEEDS}; do
+  [[ "${seed}" =~ ^[0-9]+$ ]] || die "--seeds takes non-negative integers, got ${seed}"
+done
+[[ "${WORKDIR_PREFIX}" != *[,\ ]* ]] || die "--workdir-prefix must not contain a comma or space"
 for item in "${OVERRIDES[@]}"; do
   [[ "${item}" != *[,\ ]* ]] || die "override ${item} contains a comma or space (qsub -v cannot carry it); put it in a config file"
 done
@@ -69,19 +81,33 @@ if (( CHECK )); then
   done
 fi
 
-for run in ${RUNS}; do
-  config="configs/run${run}.py"
-  vars="CONFIG=${config},TAG=run${run},PROCS_PER_NODE=${PROCS_PER_NODE}"
-  if (( ${#OVERRIDES[@]} )); then
-    vars+=",OVERRIDES='${OVERRIDES[*]}'"
+submit() {  # submit <run> <tag> <override>...
+  local run="$1" tag="$2"
+  shift 2
+  local overrides=("${OVERRIDES[@]}" "$@")
+  local vars="CONFIG=configs/run${run}.py,TAG=${tag},PROCS_PER_NODE=${PROCS_PER_NODE}"
+  if (( ${#overrides[@]} )); then
+    vars+=",OVERRIDES='${overrides[*]}'"
   fi
-  cmd=(qsub -N "nepa3d_run${run}" -l "${RESOURCE}=${NODES}" -l "walltime=${WALLTIME}")
+  local cmd=(qsub -N "nepa3d_${tag}" -l "${RESOURCE}=${NODES}" -l "walltime=${WALLTIME}")
   [[ -z "${DEPEND}" ]] || cmd+=(-W "depend=${DEPEND}")
   cmd+=("${QSUB_ARGS[@]}" -v "${vars}" launch/pretrain_multinode.sh)
   if (( DRY_RUN )); then
     printf '%q ' "${cmd[@]}"; echo
   else
+    local job_id
     job_id="$("${cmd[@]}")"
-    echo "run${run}: ${job_id}"
+    echo "${tag}: ${job_id}"
+  fi
+}
+
+for run in ${RUNS}; do
+  if [[ -z "${SEEDS}" ]]; then
+    submit "${run}" "run${run}"
+  else
+    for seed in ${SEEDS}; do
+      submit "${run}" "run${run}_seed${seed}" "seed=${seed}" "data.mix_seed=${seed}" \
+        "workdir=${WORKDIR_PREFIX}run${run}_seed${seed}"
+    done
   fi
 done

@@ -26,6 +26,7 @@ def tiny_config(cache_root, out_json, **kw):
     c.epochs = 2
     c.lr = 1e-3
     c.mc_eval_k_test = 3
+    c.random_init_baseline = 0  # the baseline doubles the run; tested on its own below
     c.scratch.d_model = 32
     c.scratch.layers = 1
     c.scratch.heads = 2
@@ -151,3 +152,56 @@ def test_reference_checkpoint_full_spec_readout(reference_dir, tmp_path):
     assert np.isfinite(result["history"][0]["train_loss"])
     log = (tmp_path / "r.log").read_text()
     assert "readout=full-spec" in log and "capping" in log
+
+
+def test_seeds_random_init_baseline_and_tensorboard(reference_dir, tmp_path):
+    """Two seeds of the tiny reference checkpoint and of its random re-initialisation: per-seed
+    numbers, t intervals, the paired t-test, per-epoch TensorBoard scalars and hparams."""
+    ckpt = reference_dir / "ckpt" / "tiny_qa" / "last.pt"
+    out = tmp_path / "r.json"
+    cfg = tiny_config(reference_dir / "scan_cache", out, ckpt=str(ckpt), epochs=2,
+                      mc_eval_k_test=1, seeds="0,1", random_init_baseline=1,
+                      max_steps_per_epoch=1)
+    result = finetune_cls.run(cfg)
+    assert result["seeds"] == [0, 1] and [r["seed"] for r in result["per_seed"]] == [0, 1]
+    acc = result["summary"]["pretrained"]["test_acc"]
+    assert acc["per_seed"] == [r["test_acc"] for r in result["per_seed"]]
+    assert result["test_acc"] == pytest.approx(np.mean(acc["per_seed"]))
+    assert acc["n"] == 2 and (acc["ci_low"] is None) == (acc["std"] is None)
+    if acc["std"]:
+        assert acc["ci_low"] < acc["mean"] < acc["ci_high"]
+    rnd = result["baselines"]["random_init"]
+    assert len(rnd["per_seed"]) == 2 and 0.0 <= rnd["test_acc"] <= 1.0
+    sig = result["significance"]["pretrained_vs_random_init"]
+    assert sig["test"].startswith("paired t") and sig["n"] == 2
+    saved = json.loads(out.read_text())
+    assert saved["baselines"]["random_init"]["test_acc"] == rnd["test_acc"]
+    assert (tmp_path / "r.seed1.json").is_file() and (tmp_path / "r.random_init.seed0.json").is_file()
+    assert "re-initialised" in (tmp_path / "r.random_init.seed0.log").read_text()
+    scalars = _tb_scalars(tmp_path / "r.seed0_tb")
+    assert [step for step, _ in scalars["finetune/val_acc"]] == [0, 1]
+    assert [v for _, v in scalars["finetune/val_acc"]] == [
+        pytest.approx(h["val_acc"]) for h in json.loads(
+            (tmp_path / "r.seed0.json").read_text())["history"]]
+    assert len(scalars["finetune/train_loss"]) == 2
+    hparams = list((tmp_path / "r.seed0_tb").rglob("events.out.tfevents.*"))
+    assert len(hparams) >= 2  # add_hparams writes its own run folder
+
+
+def _tb_scalars(folder):
+    """{tag: [(step, value)]} from the TFRecord event files directly under `folder`."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos < len(data):
+            (n,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + n])
+            pos += 12 + n + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out

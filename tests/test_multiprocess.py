@@ -208,6 +208,23 @@ def test_submit_abcd_dry_run():
         assert line.rstrip().endswith("launch/pretrain_multinode.sh")
 
 
+def test_submit_abcd_pretraining_seeds_get_their_own_jobs_and_workdirs():
+    proc = subprocess.run(
+        ["bash", str(LAUNCH / "submit_abcd.sh"), "--dry-run", "--no-check", "--runs", "A C",
+         "--seeds", "0 1 2"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 6
+    for line, (run, seed) in zip(lines, [(r, s) for r in "AC" for s in range(3)]):
+        assert line.startswith(f"qsub -N nepa3d_run{run}_seed{seed} ")
+        assert f"TAG=run{run}_seed{seed}" in line and f"configs/run{run}.py" in line
+        assert f"seed={seed}\\ data.mix_seed={seed}" in line
+        assert f"workdir=runs/pretrain_abcd_1024_run{run}_seed{seed}" in line
+    bad = subprocess.run(["bash", str(LAUNCH / "submit_abcd.sh"), "--dry-run", "--no-check",
+                          "--seeds", "0 x"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert bad.returncode == 1 and "--seeds" in bad.stderr
+
+
 def test_submit_abcd_rejects_bad_override():
     proc = subprocess.run(["bash", str(LAUNCH / "submit_abcd.sh"), "--dry-run", "--override",
                            "data.max_len=10"], capture_output=True, text=True, timeout=120, cwd=REPO)

@@ -31,7 +31,12 @@ def run_tag_of(ckpt: str) -> str:
 
 def _summary(name: str, result: dict) -> dict:
     keys = ("best_val", "test_acc") if name != "cpac" else ("mae", "rmse", "iou@tau")
-    return {k: result.get(k) for k in keys if k in result}
+    out = {k: result.get(k) for k in keys if k in result}
+    rnd = (result.get("baselines") or {}).get("random_init") or {}
+    main = "mae" if name == "cpac" else "test_acc"
+    if main in rnd:
+        out[f"random_init_{main}"] = rnd[main]
+    return out
 
 
 def _runners() -> dict[str, Callable[[ml_collections.ConfigDict], dict]]:
@@ -61,6 +66,8 @@ def run(config: ml_collections.ConfigDict,
         for name in STEPS:
             sub = ml_collections.ConfigDict(c[name].to_dict())
             sub.ckpt = c.ckpt
+            if str(c.get("seeds", "") or ""):
+                sub.seeds = str(c.seeds)  # one list of evaluation seeds for every step
             sub.out_json = os.path.join(out_dir, OUT_NAMES[name] + ".json")
             step = dict(out_json=sub.out_json)
             if not c[f"run_{name}"]:

@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.run_scan = True
   c.run_cpac = True
   c.run_modelnet = True        # still skipped (logged) when modelnet.cache_root is absent
+  # Evaluation seeds for every step ("0,1,2"; "" = each step's own `seeds`): CPAC draws,
+  # fine-tune seeds (docs/evaluation.md).
+  c.seeds = ""
   c.scan = cls_defaults.scanobjectnn()
   c.modelnet = cls_defaults.modelnet40()
   c.cpac = cpac_defaults.get_config()

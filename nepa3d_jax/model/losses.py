@@ -13,6 +13,11 @@ from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_A_RAY, TYPE_MISSING_RA
 
 COS_EPS = 1e-8  # F.cosine_similarity(eps=1e-8) as the original
 
+# `model.nepa_target`: what the NEPA loss predicts at t+1. full = z (the original:
+# token_mlp(feat) + type_emb + pos_emb); content = token_mlp(feat) alone, so the parts the
+# predictor knows from the layout (type, position) are no longer targets.
+NEPA_TARGETS = ("full", "content")
+
 
 def cosine_similarity(a: jax.Array, b: jax.Array, eps: float = COS_EPS) -> jax.Array:
     """torch `F.cosine_similarity` along the last axis: sum(a/max(|a|,eps) * b/max(|b|,eps))."""

@@ -69,6 +69,25 @@ class QueryNepa(nn.Module):
         pos = self.pos_emb[:, :t].astype(self.dtype)
         return x + self.type_emb(type_id_BT) + pos
 
+    def embed_parts(self, feat_BTF: jax.Array, type_id_BT: jax.Array
+                    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(z, content, type_pos): `z` exactly as `embed_tokens`, its content part
+        token_mlp(feat) and its layout part type_emb + pos_emb (z = content + type_pos)."""
+        z = self.embed_tokens(feat_BTF, type_id_BT)
+        x = self.token_mlp_2(nn.gelu(self.token_mlp_0(feat_BTF.astype(self.dtype)),
+                                     approximate=False))
+        pos = self.pos_emb[:, :feat_BTF.shape[1]].astype(self.dtype)
+        return z, x, self.type_emb(type_id_BT) + pos
+
+    def forward_parts(self, feat_BTF: jax.Array, type_id_BT: jax.Array, *,
+                      is_causal: bool = True, attn_mask_BTT: jax.Array | None = None
+                      ) -> tuple[jax.Array, ...]:
+        """(z, content, type_pos, z_hat, h): `__call__`'s outputs plus the two parts of z
+        (the NEPA shortcut diagnostic and `model.nepa_target="content"` read them)."""
+        z, content, type_pos = self.embed_parts(feat_BTF, type_id_BT)
+        h = self.backbone(z, attn_mask_BTT, bool(is_causal))
+        return z, content, type_pos, self.pred_head(h), h
+
     def __call__(self, feat_BTF: jax.Array, type_id_BT: jax.Array, *, is_causal: bool = True,
                  attn_mask_BTT: jax.Array | None = None, deterministic: bool = True
                  ) -> tuple[jax.Array, jax.Array, jax.Array]:

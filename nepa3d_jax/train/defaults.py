@@ -88,6 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.attention = "auto"            # auto | xla | cudnn | blockwise
   m.compute_dtype = "auto"        # auto (bf16 on GPU, f32 on CPU) | float32 | bfloat16
   m.remat = False
+  m.nepa_target = "full"          # full (the original: z) | content (token_mlp(feat) only)
 
   t = c.train = ml_collections.ConfigDict()
   t.objective = "nepa"            # nepa | mae

@@ -33,6 +33,11 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
     return sub
 
 
+def names(eval_after: str) -> list[str]:
+    """`train.eval_after` as a list ("cpac_udf,finetune_cls" runs both, in that order)."""
+    return [n.strip() for n in str(eval_after or "").split(",") if n.strip()]
+
+
 def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str, Any]:
     return jobs.run(evaluator_config(config, name), field=FIELD, evaluators_only=True)
 

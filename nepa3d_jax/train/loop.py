@@ -23,6 +23,7 @@ from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
 from nepa3d_jax.train import divergence, evaluate, resume
+from nepa3d_jax.train.collapse import collapse_report
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
 from nepa3d_jax.train.optimizer import make_optimizer
@@ -171,6 +172,7 @@ class Trainer:
         bar = tqdm(total=total, initial=start, disable=not primary, desc="pretrain",
                    dynamic_ncols=True)
         t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
+        collapse_state: dict[str, Any] | None = None
         with PreemptionGuard() as guard:
             while step < total:
                 if guard.requested or self.run_dir.reached_preemption(step):
@@ -192,6 +194,7 @@ class Trainer:
                     values.update(lr=float(self.derived.lr), tokens_per_s=tokens_since / elapsed,
                                   steps_per_s=steps_since / elapsed, epoch=epoch)
                     metrics_log.write(step, values)
+                    collapse_state = self._check_collapse(step, values, collapse_state)
                     losses.append((step, values["loss"]))
                     bar.set_postfix(loss=f"{values['loss']:.4f}",
                                     tok_s=f"{values['tokens_per_s']:.0f}")
@@ -217,7 +220,25 @@ class Trainer:
         return dict(workdir=str(self.workdir), step=step, total_steps=total,
                     preempted=preempted, final_loss=losses[-1][1] if losses else None,
                     losses=losses, loss_curve=curve, derived=self.derived.to_dict(),
-                    warnings=list(self.warnings), resumed_from=resumed, state=state)
+                    warnings=list(self.warnings) + ([collapse_state["warning"]]
+                                                    if (collapse_state or {}).get("warning")
+                                                    else []),
+                    collapse=collapse_state, resumed_from=resumed, state=state)
+
+    def _check_collapse(self, step: int, values: dict[str, Any], previous: dict[str, Any] | None
+                        ) -> dict[str, Any] | None:
+        """The collapse verdict of the latest logged values; warns when a collapse starts
+        and when it ends (the final verdict lands in results.json)."""
+        report = collapse_report(values, int(self.config.model.d_model))
+        if report is None:
+            return previous
+        was = bool(previous and previous["collapsed"])
+        if report["collapsed"] and not was:
+            log.warning("step %d: %s", step, report["warning"])
+        elif was and not report["collapsed"]:
+            log.warning("the representation recovered from a collapse (z_std=%.4g, "
+                        "z_erank=%.3g)", report["z_std"], report["z_erank"])
+        return report
 
     def _check(self, step: int, values: dict[str, float], where: str, log_every: int) -> None:
         """DivergenceError on a non-finite loss / grad norm (before anything is saved)."""
@@ -259,8 +280,14 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
         trainer.close()
     state = result.pop("state")
     eval_after = str(trainer.config.train.get("eval_after", "") or "")
-    if eval_after and not result["preempted"]:
-        result["eval"] = {eval_after: evaluate.run_after_training(trainer.config, eval_after)}
+    if eval_after and not result["preempted"]:  # one name or a comma-separated list
+        result["eval"] = {name: evaluate.run_after_training(trainer.config, name)
+                          for name in evaluate.names(eval_after)}
+        from nepa3d_jax.eval.headline import headline
+
+        result["headline"] = headline(result["eval"])
+        for line in result["headline"]["verdict"]:
+            log.info("%s", line)
     evaluate.write_results(trainer.workdir, result)
     if return_state:
         result["state"] = state

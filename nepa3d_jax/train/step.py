@@ -26,6 +26,7 @@ from nepa3d_jax.tokenizer.options import TokenOptions
 from nepa3d_jax.train import masks
 from nepa3d_jax.train.schedule import Sizes
 from nepa3d_jax.train.state import TrainState
+from nepa3d_jax.tokenizer.types import TYPE_MISSING_RAY
 
 # fold_in data values no sample_id reaches (sample ids are < mix_num_samples < 2**31 - 2).
 DUAL_MASK_STREAM = 2**31 - 1
@@ -41,6 +42,7 @@ class StepSpec:
     sizes: Sizes
     tokens: TokenOptions
     objective: str = "nepa"
+    nepa_target: str = "full"
     mask_ratio: float = 0.4
     dual_mask_near: float = 0.0
     dual_mask_far: float = 0.0
@@ -60,6 +62,7 @@ class StepSpec:
             drop_ray_prob=float(data.get("drop_ray_prob", 0.0)))
         return cls(
             sizes=sizes, tokens=tokens, objective=str(train.objective),
+            nepa_target=str(config.model.get("nepa_target", "full")),
             mask_ratio=float(train.get("mask_ratio", 0.4)),
             dual_mask_near=float(train.get("dual_mask_near", 0.0)),
             dual_mask_far=float(train.get("dual_mask_far", 0.0)),
@@ -86,8 +89,12 @@ def tokenize(spec: StepSpec, batch: Mapping[str, jax.Array], step_key: jax.Array
 def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id: jax.Array,
               step: jax.Array, step_key: jax.Array, sample_id: jax.Array
               ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(loss, extra metrics) of one batch of tokens: NEPA (+ dual mask) or MAE."""
+    """(loss, extra metrics) of one batch of tokens: NEPA (+ dual mask) or MAE.
+
+    The extra metrics include the collapse and shortcut diagnostics of
+    `nepa3d_jax.train.collapse`, computed from values the step has anyway."""
     from nepa3d_jax.model import losses
+    from nepa3d_jax.train import collapse
 
     if spec.objective == "mae":
         key = jax.random.fold_in(step_key, MAE_STREAM)
@@ -96,8 +103,12 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
             keys, type_id)
         feat_in = jnp.where(token_mask[..., None], 0.0, feat)
         z_target = jax.lax.stop_gradient(_embed(model, params, feat, type_id))
-        _, z_hat, _ = model.apply({"params": params}, feat_in, type_id, is_causal=True)
-        return losses.mae_loss(z_hat, z_target, token_mask), {"mask_fraction": token_mask.mean()}
+        _, z_hat, h = model.apply({"params": params}, feat_in, type_id, is_causal=True)
+        present = type_id != TYPE_MISSING_RAY
+        extra = {"mask_fraction": token_mask.mean(),
+                 **collapse.collapse_metrics(z_target, present, "z"),
+                 **collapse.collapse_metrics(h, present, "h")}
+        return losses.mae_loss(z_hat, z_target, token_mask), extra
 
     ramp = jnp.minimum(1.0, step.astype(jnp.float32) / float(spec.dual_mask_warmup_steps))
     attn_mask = None
@@ -106,9 +117,21 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
             jax.random.fold_in(step_key, DUAL_MASK_STREAM), type_id,
             near=spec.dual_mask_near * ramp, far=spec.dual_mask_far * ramp,
             window=spec.sizes.dual_mask_window, type_aware=spec.dual_mask_type_aware)
-    z, z_hat, _ = model.apply({"params": params}, feat, type_id, is_causal=True,
-                              attn_mask_BTT=attn_mask)
-    return losses.nepa_loss(z, z_hat, type_id), {"dual_mask_ramp": ramp}
+    extra = {"dual_mask_ramp": ramp}
+    if hasattr(model, "forward_parts"):
+        z, content, type_pos, z_hat, h = model.apply(
+            {"params": params}, feat, type_id, is_causal=True, attn_mask_BTT=attn_mask,
+            method="forward_parts")
+        target = content if spec.nepa_target == "content" else z
+        extra.update(collapse.shortcut_metrics(z, content, type_pos, type_id))
+    else:  # a model without the split embedding: the full target only
+        z, z_hat, h = model.apply({"params": params}, feat, type_id, is_causal=True,
+                                  attn_mask_BTT=attn_mask)
+        target = z
+    present = type_id != TYPE_MISSING_RAY
+    extra.update(collapse.collapse_metrics(z, present, "z"))
+    extra.update(collapse.collapse_metrics(h, present, "h"))
+    return losses.nepa_loss(target, z_hat, type_id), extra
 
 
 def _embed(model: Any, params: Any, feat: jax.Array, type_id: jax.Array) -> jax.Array:

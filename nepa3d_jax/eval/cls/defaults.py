@@ -71,6 +71,14 @@ def scanobjectnn() -> ml_collections.ConfigDict:
   c.aug_jitter_sigma = 0.0
   c.aug_jitter_clip = 0.0
   c.aug_eval = False
+  # Study additions (docs/evaluation.md): fine-tune seeds ("0,1,2"; "" = seed only), the
+  # random-init baseline (the checkpoint's config, fresh parameters), TensorBoard folder
+  # ("" = beside out_json as <stem>_tb).
+  c.seeds = ""
+  c.random_init_baseline = 1
+  c.random_init = False             # internal to the baseline run; True = re-init the backbone
+  c.tb_dir = ""
+
 
   s = c.scratch = ml_collections.ConfigDict()   # used only when ckpt is empty
   s.d_model = 384

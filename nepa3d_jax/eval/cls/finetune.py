@@ -23,6 +23,7 @@ import numpy as np
 
 from nepa3d_jax import io
 from nepa3d_jax.eval.cls import augment as cls_augment
+from nepa3d_jax.eval.cls import board as cls_board
 from nepa3d_jax.eval.cls import data as cls_data
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
@@ -110,7 +111,18 @@ def _audit_notes(c, r: cls_setup.Resolved, k_val: int, k_test: int) -> list[str]
 
 
 def run(config: ml_collections.ConfigDict) -> dict:
-    """Fine-tune, pick the best validation epoch, score it on test; writes `out_json`."""
+    """Fine-tune over `seeds` with the random-init baseline (`eval.cls.study`); writes
+    `out_json`."""
+    from nepa3d_jax.eval.cls import study
+
+    return study.run(config)
+
+
+def run_single(config: ml_collections.ConfigDict) -> dict:
+    """Fine-tune, pick the best validation epoch, score it on test; writes `out_json`.
+
+    `random_init=True` re-initialises the checkpoint's backbone (same architecture and
+    token settings, parameters from the pretraining seed): the random-init baseline."""
     c = ml_collections.ConfigDict(config.to_dict())
     t_start = time.time()
     if jax.process_count() > 1:
@@ -129,6 +141,8 @@ def run(config: ml_collections.ConfigDict) -> dict:
         fewshot_n_way=int(c.fewshot_n_way), fewshot_way_seed=int(c.fewshot_way_seed))
     key_init, key_head = jax.random.split(jax.random.key(int(c.seed)))
     r = cls_setup.resolve(c)
+    if bool(c.get("random_init", False)):
+        _reinit(r)
     pooling = cls_pooling.resolve_pooling(c.cls_pooling, r.qa_tokens)
     mesh = cls_steps.data_mesh()
     n_dev = mesh.devices.size
@@ -160,6 +174,19 @@ def run(config: ml_collections.ConfigDict) -> dict:
     if c.out_json:
         write_json_atomic(c.out_json, result)
     return result
+
+
+def _reinit(r: cls_setup.Resolved) -> None:
+    from nepa3d_jax.eval import baselines
+
+    bb = r.backbone
+    if bb.params is None:
+        raise ValueError("config.random_init=True needs config.ckpt (a from-scratch run is "
+                         "already randomly initialised)")
+    seed = int(bb.pretrain.get("seed", 0) or 0)
+    bb.params = baselines.random_params(bb.model, seed)
+    bb.source = f"random-init(seed={seed}) of {bb.source}"
+    r.notes.append(f"[baseline] backbone re-initialised from seed {seed} (random-init baseline)")
 
 
 def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, key_init,
@@ -207,6 +234,7 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
         steps_per_epoch = min(steps_per_epoch, int(c.max_steps_per_epoch))
     best_val, best_ep, best_params = -1.0, -1, None
     history = []
+    board = cls_board.Board(c)
     shuffle = np.random.default_rng(int(c.seed))
     t_train = time.time()
     for ep in range(int(c.epochs)):
@@ -230,12 +258,14 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
             best_val, best_ep = val_acc, ep
             best_params = snapshot(state["params"])
         history.append(dict(epoch=ep, train_loss=train_loss, train_acc=train_acc, val_acc=val_acc))
+        board.epoch(history[-1])
         log.info(f"ep={ep} train_loss={train_loss:.4f} train_acc={train_acc:.4f} "
                  f"val_acc={val_acc:.4f} best_val={best_val:.4f} best_ep={best_ep} "
                  f"elapsed={time.time() - t_train:.1f}s")
     test_acc, test_logits = cls_steps.evaluate(eval_step, best_params, data["test"], step_batch,
                                                mesh, k_test)
     log.info(f"best_val={best_val:.4f} best_ep={best_ep} test_acc={test_acc:.4f}")
+    board.close(c, dict(best_val=best_val, test_acc=test_acc, best_ep=best_ep))
     if c.save_dir:
         _save_params(c.save_dir, best_params, dict(epoch=best_ep, val_acc=best_val,
                                                    test_acc=test_acc, pretrain_ckpt=c.ckpt))

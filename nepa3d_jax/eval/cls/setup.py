@@ -106,7 +106,7 @@ def pretrained_backbone(ckpt: str) -> cls_model.Backbone:
         qa_tokens=_get(cfg, "data.qa_tokens", None), add_eos=_get(cfg, "data.add_eos", None),
         qa_layout=_get(cfg, "data.qa_layout", "interleave"),
         point_order_mode=_get(cfg, "data.point_order_mode", "morton"),
-        pt_xyz_key=_get(cfg, "data.pt_xyz_key", "pt_xyz_pool"))
+        pt_xyz_key=_get(cfg, "data.pt_xyz_key", "pt_xyz_pool"), seed=_get(cfg, "seed", 0))
     return cls_model.Backbone(model=pre.model, params=pre.params, d_model=int(pos.shape[2]),
                               max_len=int(pos.shape[1]), pretrain=pretrain, source=ckpt)
 

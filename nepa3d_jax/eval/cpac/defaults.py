@@ -60,4 +60,22 @@ def get_config() -> ml_collections.ConfigDict:
   c.workers = 2                         # host threads reading and sampling caches
   c.progress = True
   c.plot_png = ""                       # optional PNG: predicted vs true UDF, per-shape MAE
+
+  # Study additions (docs/evaluation.md): evaluation seeds ("0,1,2"; "" = eval_seed only),
+  # the random-init baseline (same config, fresh parameters from the run's seed), and the
+  # original's mesh evaluation (marching cubes at mesh_mc_level, Chamfer, F-score).
+  c.seeds = ""
+  c.random_init_baseline = 1
+  c.mesh_eval = 0
+  c.mesh_eval_max_shapes = 50
+  c.mesh_grid_res = 24
+  c.mesh_chunk_n_query = 512
+  c.mesh_mc_level = 0.03
+  c.mesh_num_samples = 10000
+  c.mesh_fscore_tau = 0.01
+  c.mesh_gt = "udf_grid"                # udf_grid (the original) | pc_xyz (exact distance)
+  c.mesh_save_dir = ""                  # set: .ply of predicted and true meshes
+  c.mesh_store_per_shape = 0
+  c.render_png = ""                     # set: PNG sheet of true vs predicted surfaces + UDF slices
+  c.render_shapes = 4                   # shapes on the sheet (<= mesh_eval_max_shapes with mesh_eval)
   return c

@@ -9,6 +9,7 @@ last layer (`QueryNepa.represent`) and leaves the device.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any
@@ -72,6 +73,15 @@ class RepresentationFn:
         self._fn = jax.jit(fn, out_shardings=self._data)
         self._compiled: dict[tuple[int, int], Any] = {}
         self.compile_seconds = 0.0
+
+    def with_params(self, params: Any) -> "RepresentationFn":
+        """The same compiled programs on other parameters of the same shapes (e.g. the
+        random-init baseline): no recompilation."""
+        if self._params is None:
+            raise ValueError("this representation function has no separate parameters")
+        other = copy.copy(self)
+        other._params = jax.device_put(params, self._replicated)
+        return other
 
     def _inputs(self, feat: np.ndarray, type_id: np.ndarray, q_pos: np.ndarray):
         b = feat.shape[0]

@@ -29,7 +29,9 @@ from nepa3d_jax.eval.cpac import tokens
 from nepa3d_jax.eval.cpac import metrics as um
 from nepa3d_jax.eval.cpac.extract import REP_SOURCES, RepresentationFn, checkpoint_max_len
 from nepa3d_jax.eval.cpac.grid import GRID_MODES
+from nepa3d_jax.eval.cpac import mesh_eval
 from nepa3d_jax.eval.cpac.ridge import RidgeAccumulator, ridge_fit, ridge_predict
+from nepa3d_jax.eval.stats import parse_seeds, per_shape_stats
 
 log = logging.getLogger(__name__)
 BASELINES = ("none", "nn_copy")
@@ -69,6 +71,11 @@ def validate(c) -> None:
         raise ValueError(f"config.ckpt={c.ckpt!r}: no such file or run directory")
     if not os.path.isdir(str(c.cache_root)):
         raise ValueError(f"config.cache_root={c.cache_root!r} is not a directory")
+    try:
+        parse_seeds(c.get("seeds", ""), int(c.eval_seed))
+    except ValueError as err:
+        raise ValueError(f"config.seeds: {err}") from None
+    mesh_eval.validate(c)
 
 
 def default_batch_size() -> int:
@@ -209,7 +216,36 @@ def _reps(out, batch) -> np.ndarray:
 
 
 def run(config) -> dict[str, Any]:
-    """Score one checkpoint with CPAC-UDF; returns (and writes to `out_json`) the result dict."""
+    """Score one checkpoint with CPAC-UDF over `seeds`, with its baselines (random-init,
+    nn_copy) and the optional mesh evaluation; returns (and writes to `out_json`) the result."""
+    from nepa3d_jax.eval.cpac import study
+
+    return study.run(config)
+
+
+def load(c) -> tuple[Any, tuple, RepresentationFn | None]:
+    """(pretrained or None, (qa_tokens, qa_layout, add_eos) or Nones, representation fn)."""
+    n_ctx = [0 if str(c[m]) == "none" else int(c.n_context)
+             for m in ("context_mode_train", "context_mode_test")]
+    pre, rep_fn, qa = None, None, (None, None, None)
+    if str(c.ckpt):
+        pre, *qa = load_checkpoint(c, n_ctx)
+        qa = tuple(qa)
+    if not bool(int(c.baseline_only)):
+        _, tr_paths, te_paths, _, _ = split_paths(c)
+        # no bigger than the larger pass: small runs would otherwise mostly compute padding
+        bs = int(c.batch_size) or default_batch_size()
+        bs = min(bs, max(len(tr_paths), len(te_paths)))
+        rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs)
+    return pre, qa, rep_fn
+
+
+def run_single(config, loaded: tuple | None = None, keep: int = 0) -> dict[str, Any]:
+    """One evaluation seed (`eval_seed`) of the original protocol, number for number.
+
+    `loaded` = `load(config)` (reused across seeds and models); `keep`: how many evaluated
+    shapes' samples to return (for the mesh evaluation). Private keys (`_per_shape`, ...)
+    carry per-shape statistics and the head to `study`."""
     c = config
     t_start = time.perf_counter()
     validate(c)
@@ -230,16 +266,8 @@ def run(config) -> dict[str, Any]:
             more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
             raise CacheError("CPAC inputs unusable: " + "; ".join(problems[:10]) + more)
 
-    pre, rep_fn, qa = None, None, (None, None, None)
-    if str(c.ckpt):
-        pre, *qa = load_checkpoint(c, n_ctx.values())
-        qa = tuple(qa)
+    pre, qa, rep_fn = loaded if loaded is not None else load(c)
     t_loaded = time.perf_counter()
-    if not baseline_only:
-        # no bigger than the larger pass: small runs would otherwise mostly compute padding
-        bs = int(c.batch_size) or default_batch_size()
-        bs = min(bs, max(len(tr_paths), len(te_paths)))
-        rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs)
     qa_tokens, qa_layout, add_eos = (qa if qa[0] is not None else (True, "interleave", True))
 
     def layout_for(mode):
@@ -289,10 +317,11 @@ def run(config) -> dict[str, Any]:
                 w = acc.solve(float(c.ridge_lambda))
         t_train = time.perf_counter()
 
-        ys, yhat_t, nn = [], [], []
+        ys, yhat_t, nn, kept = [], [], [], []
 
         def test_batch(out, batch):
             ys.extend(s.q_dist for s, _ in batch)
+            kept.extend(s for s, _ in batch[:max(0, keep - len(kept))])
             fallback.update(s.path for s, _ in batch if s.target_key != "pt_dist_udf_pool")
             if with_baseline:
                 nn.extend(p for _, p in batch)
@@ -308,10 +337,14 @@ def run(config) -> dict[str, Any]:
     t_test = time.perf_counter()
 
     y_true = np.concatenate(ys).astype(np.float32)
+    n_te = len(ys)
+    per_shape = {"paths": list(te_paths)}
     baseline = None
     if with_baseline:
         baseline = um.udf_metrics(y_true, np.concatenate(nn), float(c.tau))
         baseline["name"] = "nn_copy"
+        per_shape["nn_copy"] = per_shape_stats(y_true.reshape(n_te, -1),
+                                               np.concatenate(nn).reshape(n_te, -1), float(c.tau))
     settings = report.settings(c, eval_paths=eval_paths, tr_paths=tr_paths, te_paths=te_paths,
                          head_backend=head_backend, legacy=legacy,
                          qa=(qa_tokens, qa_layout, add_eos))
@@ -323,6 +356,8 @@ def run(config) -> dict[str, Any]:
         pred_t = np.concatenate(yhat_t)
         pred = um.inverse_transform_target(pred_t, **tt)
         out = um.udf_metrics(y_true, pred, float(c.tau))
+        per_shape["probe"] = per_shape_stats(y_true.reshape(n_te, -1), pred.reshape(n_te, -1),
+                                             float(c.tau))
         out["near@tau_report"] = um.udf_metrics_near(y_true, pred, float(c.tau),
                                                      float(c.report_near_tau))
         out["metrics_transformed"] = um.udf_metrics(
@@ -349,4 +384,8 @@ def run(config) -> dict[str, Any]:
     if str(c.get("plot_png", "")) and not baseline_only:
         from nepa3d_jax.eval.cpac import plot as cpac_plot
         cpac_plot.save(str(c.plot_png), y_true, pred, n_query=int(c.n_query), tau=float(c.tau))
+    out.update(_per_shape=per_shape, _samples=kept, _loaded=(pre, qa, rep_fn), _layout_for=lambda m: tokens.token_layout(
+        n_ctx[mode_te], m, qa_tokens=qa_tokens, qa_layout=qa_layout, add_eos=add_eos,
+        causal_prefix=True), _predict=None if w is None else (
+            lambda x: um.inverse_transform_target(ridge_predict(x, w), **tt)))
     return out
