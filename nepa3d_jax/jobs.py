@@ -31,7 +31,6 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("cpac_udf", "nepa3d_jax.eval.cpac.udf", "nepa3d_jax.eval.cpac.defaults:get_config"),
     Job("finetune_cls", "nepa3d_jax.eval.cls.finetune",
         "nepa3d_jax.eval.cls.defaults:scanobjectnn"),
-    Job("count_shapes", "nepa3d_jax.eval.count_shapes", "nepa3d_jax.eval.count_shapes:get_config"),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
         evaluator=False),
 )}

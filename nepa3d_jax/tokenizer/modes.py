@@ -35,7 +35,6 @@ POINT_ORDERS: dict[str, Order] = {
     "morton": lambda key, xyz: _impl("ordering").morton_order(xyz),
     "fps": lambda key, xyz: None,  # keep the sampling order
     "random": lambda key, xyz: _impl("ordering").random_permutation(key, xyz.shape[0]),
-    "x_desc": lambda key, xyz: xyz[:, 0].argsort()[::-1],  # THROWAWAY demo: by x, descending
 }
 
 PT_SAMPLE_MODES = tuple(PT_SAMPLERS)
