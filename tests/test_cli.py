@@ -55,7 +55,8 @@ def _doc_commands() -> list[tuple[str, str]]:
 def _argv(prog: str, word: str) -> list[str]:
     if prog in SCRIPTS:  # run the console script's entry point itself
         module, func = SCRIPTS[prog].split(":")
-        code = f"import sys; sys.argv[0] = {prog!r}; from {module} import {func}; sys.exit({func}())"
+        code = (f"import sys; sys.argv[0] = {prog!r}; from {module} import {func}; "
+                f"sys.exit({func}())")
         head = [sys.executable, "-c", code]
     elif prog.startswith("python -m "):
         head = [sys.executable, "-m", prog.split()[-1]]

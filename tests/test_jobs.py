@@ -49,7 +49,8 @@ def _fake_evaluator(monkeypatch, seen):
 
     module.get_config, module.run = get_config, run
     monkeypatch.setitem(sys.modules, "fake_probe", module)
-    monkeypatch.setitem(jobs.JOBS, "probe", jobs.Job("probe", "fake_probe", "fake_probe:get_config"))
+    probe = jobs.Job("probe", "fake_probe", "fake_probe:get_config")
+    monkeypatch.setitem(jobs.JOBS, "probe", probe)
 
 
 def test_a_registered_evaluator_is_valid_everywhere(monkeypatch, tmp_path):

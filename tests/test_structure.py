@@ -1,7 +1,8 @@
 """Package structure rules (DESIGN.md, issue 16): the library stands alone and has no circles.
 
 Static (AST) checks of every module under nepa3d_jax/: none imports the repository's `configs`
-or `data_prep`, none touches `sys.path`, and the import graph (function-local imports included) has no cycle.
+or `data_prep`, none touches `sys.path`, and the import graph (function-local imports
+included) has no cycle.
 """
 
 import ast

@@ -2,5 +2,5 @@
 existing imports keep working."""
 
 from nepa3d_jax.config.torch_args import *  # noqa: F401,F403
-from nepa3d_jax.config.torch_args import (UnsupportedTorchArgs, config_from_torch_args,  # noqa: F401
-                                          resolved_max_len, unsupported_args)
+from nepa3d_jax.config.torch_args import (  # noqa: F401
+    UnsupportedTorchArgs, config_from_torch_args, resolved_max_len, unsupported_args)

@@ -71,7 +71,8 @@ def resolved_max_len(args: Mapping[str, Any]) -> int:
     max_len = int(args.get("max_len", -1))
     if max_len >= 0:
         return max_len
-    n_point = schedule_max(args.get("n_point_schedule", ""), int(args["n_point"]), "n_point_schedule")
+    n_point = schedule_max(args.get("n_point_schedule", ""), int(args["n_point"]),
+                           "n_point_schedule")
     n_ray = schedule_max(args.get("n_ray_schedule", ""), int(args["n_ray"]), "n_ray_schedule")
     return sequence_length(n_point, n_ray, bool(int(args.get("qa_tokens", 0))),
                            bool(int(args.get("add_eos", 1))))
