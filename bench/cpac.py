@@ -1,7 +1,7 @@
 """Seconds for CPAC-UDF on N shapes: ours vs the original, same flags, same caches, one run.
 
-  python bench/cpac.py --preset quick [--reference-src ref_src]
-  python bench/cpac.py --preset runA --n-shapes 3 [--reference-src ref_src]
+  python bench/cpac.py --preset quick [--reference_src ref_src]
+  python bench/cpac.py --preset runA --n_shapes 3 [--reference_src ref_src]
 
 Presets:
   quick  the reference folder's CPAC view and `ckpt/tiny_qa/last.pt`, 32 context / 32 queries,
@@ -16,7 +16,7 @@ wall-clock, so imports, checkpoint loading and compilation count for both. The m
 two runs are printed side by side as a parity check.
 
 Last line: `cpac_seconds ours=<s> original=<s> ratio=<original/ours>`: for seconds the ratio is
-original over ours, so > 1 means we are faster (nan without --reference-src).
+original over ours, so > 1 means we are faster (nan without --reference_src).
 """
 
 from __future__ import annotations

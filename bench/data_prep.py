@@ -1,10 +1,10 @@
 """Data-prep throughput: our `data_prep.meshes` vs the original's `preprocess_modelnet40`.
 
 Same meshes (procedural ones written to a temp folder in the ModelNet layout, or
---mesh-root), same profile, same worker count, both run as subprocesses in this run; the
+--mesh_root), same profile, same worker count, both run as subprocesses in this run; the
 figure is shapes per second of wall time including process start-up.
 
-  python bench/data_prep.py --reference-src ref_src [--preset runA] [--workers 2]
+  python bench/data_prep.py --reference_src ref_src [--preset runA] [--workers 2]
 
 Presets: `quick` = small profile (pc 512, pt pool 2048, ray pool 512), 14 shapes; `runA`,
 `runB`, `runD` = the original's default profile (pc 2048, pt pool 20000, ray pool 8000,

@@ -3,9 +3,9 @@
 Two figures on the same pools: with pre-computed FPS orders (cache key `pt_fps_order`,
 2048 long as the original's back-fill tool writes it) and with FPS computed on the fly.
 
-  python bench/tokenize.py --preset runA --reference-src ref_src [--cache-root DIR]
+  python bench/tokenize.py --preset runA --reference_src ref_src [--cache_root DIR]
 
-Without --cache-root the pools are synthetic, of the preset's sizes. The last line is
+Without --cache_root the pools are synthetic, of the preset's sizes. The last line is
 `tokenize_onthefly_fps ours=<samples/s> original=<samples/s> ratio=<ours/original>`.
 """
 
@@ -68,7 +68,7 @@ def synthetic_pools(n_shapes, pt_pool, ray_pool, seed=0):
 def cache_pools(root, n_shapes, pt_pool, ray_pool):
     files = sorted(glob.glob(os.path.join(root, "**", "*.npz"), recursive=True))
     if not files:
-        raise SystemExit(f"--cache-root {root}: no .npz files found")
+        raise SystemExit(f"--cache_root {root}: no .npz files found")
     keys = dict(pt_xyz="pt_xyz_pool", pt_dist="pt_dist_pool", ray_o="ray_o_pool",
                 ray_d="ray_d_pool", ray_hit="ray_hit_pool", ray_t="ray_t_pool",
                 ray_n="ray_n_pool")

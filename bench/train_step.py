@@ -6,7 +6,7 @@ step is what its training loop runs per batch (tokens come from its DataLoader w
 forward, `nepa_loss`, backward, AdamW (bf16 autocast on GPU, as its `--mixed_precision auto`).
 Ours is measured for each attention implementation that runs here; `auto` is the headline.
 
-  python bench/train_step.py --preset runA --reference-src ref_src [--steps 5]
+  python bench/train_step.py --preset runA --reference_src ref_src [--steps 5]
 
 Last line: `train_step tokens/s ours=<x> original=<y> ratio=<x/y>`; on GPU also MFU.
 """

@@ -3,9 +3,8 @@
 Command:      python -m nepa3d_jax.main --config configs/runD.py
 PBS (2 nodes): qsub -l rt_QF=2 -l walltime=72:00:00 -v CONFIG=configs/runD.py launch/pretrain_multinode.sh
 Expect: T = 1 + 2*1024 + 1 = 2050 tokens, about twice Run A's step rate.
-Original LR: the plan's runs trained at 1.875e-5 (base_lr 3.75e-5 x global batch 128 / ref
-batch 256, seed plan section 12), 16x below our default; to reproduce exactly add
-  --config.train.base_lr=3.75e-5 --config.train.lr_ref_batch=256   (at global batch 128)
+The original's LR (1.875e-5 at global batch 128, docs/pbs.md): add
+  --config.train.base_lr=3.75e-5 --config.train.lr_ref_batch=256
 """
 
 from nepa3d_jax.train import defaults as base

@@ -1,4 +1,5 @@
-"""`nepa3d-prep <tool> [flags]` (= `python -m data_prep <tool> ...` = `python -m data_prep.<tool> ...`).
+"""`nepa3d-prep <tool> [flags]`, the same as `python -m data_prep <tool> ...` and
+`python -m data_prep.<tool> ...`.
 
 Tools: meshes, scanobjectnn, unpaired_split, add_fps_order, synthetic, validate; each takes
 `--help`. Flags follow nepa3d_jax.cli: snake_case (kebab-case accepted), `--out` for what the

@@ -2,24 +2,25 @@
 # Submit the A/B/C/D pretraining matrix: four jobs in parallel, same node count and walltime.
 #
 #   launch/submit_abcd.sh --nodes 2 --walltime 72:00:00
-#   launch/submit_abcd.sh --nodes 8 --depend afterok:12345.pbs1 --qsub-arg "-P gXXXX" --dry-run
-#   launch/submit_abcd.sh --runs "A C" --override train.epochs=50
-#   launch/submit_abcd.sh --seeds "0 1 2"      # 3 pretraining seeds per run: 12 jobs
+#   launch/submit_abcd.sh --nodes 8 --depend afterok:12345.pbs1 --qsub_arg "-P gXXXX" --dry_run
+#   launch/submit_abcd.sh --runs A,C --override train.epochs=50
+#   launch/submit_abcd.sh --seeds 0,1,2        # 3 pretraining seeds per run: 12 jobs
 #
 # Options:
 #   --nodes N           nodes per run (default 2)
 #   --walltime HH:MM:SS (default 72:00:00)
 #   --resource NAME     node resource of `-l NAME=N` (default rt_QF; e.g. select for generic PBS)
 #   --depend SPEC       `-W depend=SPEC` on every job (e.g. afterok:12345.pbs1)
-#   --runs "A B C D"    which runs (configs/run<X>.py)
+#   --runs A,B,C,D      which runs (configs/run<X>.py; "A B C D" also works)
 #   --override A.B=V    a --config override applied to every run (repeatable)
-#   --seeds "0 1 2"     pretraining seeds: one job per run and seed, each with seed=S and
+#   --seeds 0,1,2       pretraining seeds: one job per run and seed, each with seed=S and
 #                       data.mix_seed=S, workdir <prefix>run<X>_seed<S>, tag run<X>_seed<S>
-#   --workdir-prefix P  prefix of those workdirs (default runs/pretrain_abcd_1024_)
-#   --qsub-arg ARG      extra qsub argument(s), split on spaces (repeatable)
-#   --procs-per-node K  PROCS_PER_NODE for the launcher (default 1)
-#   --no-check          skip validating the configs before submitting
-#   --dry-run           print the qsub commands, submit nothing
+#                       ("0 1 2" also works)
+#   --workdir_prefix P  prefix of those workdirs (default runs/pretrain_abcd_1024_)
+#   --qsub_arg ARG      extra qsub argument(s), split on spaces (repeatable)
+#   --procs_per_node K  PROCS_PER_NODE for the launcher (default 1)
+#   --no_check          skip validating the configs before submitting
+#   --dry_run           print the qsub commands, submit nothing
 # Settings of the runs themselves live in configs/run*.py; nothing else is forwarded.
 set -euo pipefail
 
@@ -43,15 +44,15 @@ while [[ $# -gt 0 ]]; do
     --walltime) WALLTIME="$2"; shift 2 ;;
     --resource) RESOURCE="$2"; shift 2 ;;
     --depend) DEPEND="$2"; shift 2 ;;
-    --runs) RUNS="$2"; shift 2 ;;
+    --runs) RUNS="${2//,/ }"; shift 2 ;;
     --override) OVERRIDES+=("$2"); shift 2 ;;
-    --seeds) SEEDS="$2"; shift 2 ;;
-    --workdir-prefix) WORKDIR_PREFIX="$2"; shift 2 ;;
-    --qsub-arg) read -r -a extra <<< "$2"; QSUB_ARGS+=("${extra[@]}"); shift 2 ;;
-    --procs-per-node) PROCS_PER_NODE="$2"; shift 2 ;;
-    --no-check) CHECK=0; shift ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --seeds) SEEDS="${2//,/ }"; shift 2 ;;
+    --workdir-prefix|--workdir_prefix) WORKDIR_PREFIX="$2"; shift 2 ;;
+    --qsub-arg|--qsub_arg) read -r -a extra <<< "$2"; QSUB_ARGS+=("${extra[@]}"); shift 2 ;;
+    --procs-per-node|--procs_per_node) PROCS_PER_NODE="$2"; shift 2 ;;
+    --no-check|--no_check) CHECK=0; shift ;;
+    --dry-run|--dry_run) DRY_RUN=1; shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done

@@ -50,7 +50,8 @@ def get(name: str, field: str = "config.job", evaluators_only: bool = False) -> 
 
 def _resolve(ref: str) -> Any:
     module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr) if attr else importlib.import_module(module)
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attr) if attr else loaded
 
 
 def default_config(name: str) -> ml_collections.ConfigDict:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from nepa3d_jax.checkpoint.torch_args import (UnsupportedTorchArgs, config_from_torch_args,
-                                              resolved_max_len)
+from nepa3d_jax.config.torch_args import (UnsupportedTorchArgs, config_from_torch_args,
+                                          resolved_max_len)
 
 
 def args(**kw):

@@ -55,7 +55,8 @@ def _doc_commands() -> list[tuple[str, str]]:
 def _argv(prog: str, word: str) -> list[str]:
     if prog in SCRIPTS:  # run the console script's entry point itself
         module, func = SCRIPTS[prog].split(":")
-        code = f"import sys; sys.argv[0] = {prog!r}; from {module} import {func}; sys.exit({func}())"
+        code = (f"import sys; sys.argv[0] = {prog!r}; from {module} import {func}; "
+                f"sys.exit({func}())")
         head = [sys.executable, "-c", code]
     elif prog.startswith("python -m "):
         head = [sys.executable, "-m", prog.split()[-1]]
@@ -76,3 +77,13 @@ def test_every_documented_command_answers_help(prog, word):
     assert proc.returncode == 0, (prog, word, proc.stderr[-2000:])
     assert "usage" in proc.stdout.lower() or "USAGE" in proc.stdout or "flags" in proc.stdout, \
         (prog, word, proc.stdout[:500])
+
+
+def test_submit_script_takes_snake_flags_and_comma_lists():
+    proc = subprocess.run(["bash", str(REPO / "launch" / "submit_abcd.sh"), "--dry_run",
+                           "--no_check", "--runs", "A,C", "--qsub_arg", "-P gX"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [ln.split()[2] for ln in lines] == ["nepa3d_runA", "nepa3d_runC"]
+    assert all("-P gX" in ln for ln in lines)

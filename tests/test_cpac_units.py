@@ -274,3 +274,10 @@ def test_run_checks_every_cache_before_loading_the_checkpoint(tmp_path):
     assert "s2.npz [ray_o_pool]: missing key" in msg
     assert "s2.npz [pt_dist_udf_pool or pt_dist_pool]: missing key" in msg
     assert "s3.npz" in msg and "symlink" in msg
+
+
+def test_cpac_order_is_stated_when_it_differs_from_pretraining():
+    from nepa3d_jax.tokenizer.modes import POINT_ORDER_MODES
+    assert cs.POINT_ORDER in POINT_ORDER_MODES
+    assert cs.order_note("morton") is None and cs.order_note(None) is None
+    assert "point_order_mode='fps'" in cs.order_note("fps")

@@ -1,11 +1,14 @@
 """Package structure rules (DESIGN.md, issue 16): the library stands alone and has no circles.
 
 Static (AST) checks of every module under nepa3d_jax/: none imports the repository's `configs`
-or `data_prep`, none touches `sys.path`, and the import graph (function-local imports included) has no cycle.
+or `data_prep`, none touches `sys.path`, and the import graph (function-local imports
+included) has no cycle.
 """
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "nepa3d_jax"
 
@@ -80,3 +83,13 @@ def test_no_import_cycles():
 def test_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_config_tools_import_no_jax():
+    """`nepa3d-config` (check and diff) and the registry stay light: no jax, flax or torch."""
+    code = ("import sys; import nepa3d_jax.config, nepa3d_jax.config.diff, nepa3d_jax.jobs, "
+            "nepa3d_jax.tokenizer.modes, nepa3d_jax.config.__main__; "
+            "from nepa3d_jax.tokenizer import sequence_length; "
+            "bad = [n for n in ('jax', 'flax', 'torch') if n in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PKG.parent, timeout=120)

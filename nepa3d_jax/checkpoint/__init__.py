@@ -1,8 +1,9 @@
 """Checkpoints: Orbax run directories (`run_dir`), import of original `.pt` files
-(`torch_import`, `torch_args`) and `load_pretrained` for inference.
+(`torch_import`; the args -> config part is `nepa3d_jax.config.torch_args`) and
+`load_pretrained` for inference.
 
-`load_pretrained` is imported lazily so that `nepa3d_jax.checkpoint.torch_args` (used by
-config tools) does not pull in Flax or the model.
+`load_pretrained` is imported lazily so that importing this package (e.g. the alias
+`nepa3d_jax.checkpoint.torch_args`, used by config tools) does not pull in Flax or the model.
 """
 
 from typing import Any

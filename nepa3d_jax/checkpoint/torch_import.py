@@ -221,7 +221,7 @@ def import_torch_checkpoint(path: str | os.PathLike, *, max_len: int | None = No
     `config` is `config_from_torch_args(args)`; `config.data.max_len` stays what the run
     trained with, `spec.max_len` is the (possibly resized) table length of `params`.
     """
-    from nepa3d_jax.checkpoint.torch_args import config_from_torch_args
+    from nepa3d_jax.config.torch_args import config_from_torch_args
 
     ckpt = read_torch_checkpoint(path)
     args = ckpt["args"]

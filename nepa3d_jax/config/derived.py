@@ -18,7 +18,8 @@ __all__ = ["derive", "effective_lr", "required_length", "sequence_length"]
 
 def required_length(data: ml_collections.ConfigDict) -> int:
     """Sequence length the positional table must hold (largest point/ray counts of any schedule)."""
-    n_point = schedule_max(data.get("n_point_schedule", ""), int(data.n_point), "data.n_point_schedule")
+    n_point = schedule_max(data.get("n_point_schedule", ""), int(data.n_point),
+                           "data.n_point_schedule")
     n_ray = schedule_max(data.get("n_ray_schedule", ""), int(data.n_ray), "data.n_ray_schedule")
     return sequence_length(n_point, n_ray, int(data.qa_tokens), bool(int(data.get("add_eos", 1))))
 

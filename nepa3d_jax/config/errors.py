@@ -1,4 +1,4 @@
-"""`ConfigError`: raised by validation and by derived values alike (so neither imports the other)."""
+"""`ConfigError`: raised by validation and by derived values alike (neither imports the other)."""
 
 
 class ConfigError(ValueError):

@@ -1,6 +1,6 @@
 """What ran vs what was intended: compare a run record or an original `.pt`'s args with a config.
 
-Used by `python -m nepa3d_jax.config_diff --run`. Each check returns a list of `Mismatch` rows;
+Used by `nepa3d-config diff --run`. Each check returns a list of `Mismatch` rows;
 an empty list means the run used exactly the config file (plus its recorded overrides).
 """
 
@@ -16,21 +16,8 @@ from nepa3d_jax.config.derived import derive, effective_lr
 from nepa3d_jax.config.loading import load_config
 from nepa3d_jax.config.mix_check import mixture_rows
 from nepa3d_jax.config.record import flatten, from_run_json
+from nepa3d_jax.config.torch_args import config_from_torch_args
 
-# Original pretrain.py argument -> our field (the fallback when the model engineer's converter
-# `nepa3d_jax.checkpoint.torch_args.config_from_torch_args` is not available).
-TORCH_ARG_FIELDS = {
-    "seed": "seed", "batch": "train.batch_per_device", "epochs": "train.epochs",
-    "lr": "train.base_lr", "objective": "train.objective", "mask_ratio": "train.mask_ratio",
-    "arch": "model.arch", "d_model": "model.d_model", "layers": "model.layers", "heads": "model.heads",
-    **{f"dual_mask_{k}": f"train.dual_mask_{k}"
-       for k in ("near", "far", "window", "warmup_frac", "type_aware")},
-    **{k: f"data.{k}" for k in (
-        "n_point", "n_ray", "qa_tokens", "qa_layout", "max_len", "add_eos", "pt_xyz_key",
-        "pt_dist_key", "ablate_point_dist", "pt_sample_mode_train", "pt_fps_key", "pt_rfps_m",
-        "point_order_mode", "drop_ray_prob", "force_missing_ray", "n_point_schedule",
-        "n_ray_schedule", "mix_seed")},
-}
 # Same intent, different representation: the original names a YAML and 0 means "the YAML's";
 # the mixture itself is compared as a whole by `mix_check` (components, roots, weights, ...).
 NOT_COMPARED = ("workdir", "data.mix", "data.mix_config", "data.mix_num_samples")
@@ -122,10 +109,6 @@ def torch_args(pt_path: str) -> dict[str, Any]:
 
 
 def _args_as_fields(args: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    try:
-        from nepa3d_jax.checkpoint.torch_args import config_from_torch_args
-    except ImportError:
-        return {f: args[a] for a, f in TORCH_ARG_FIELDS.items() if a in args}, "raw args"
     return flatten(config_from_torch_args(args)), "config_from_torch_args"
 
 

@@ -141,6 +141,10 @@ def load_checkpoint(c, n_contexts: Iterable[int]):
         qa_layout = str(pre.config.data.qa_layout or "interleave").lower()
     except (AttributeError, KeyError):
         qa_layout = "interleave"
+    note = sampling.order_note(getattr(getattr(pre, "config", None), "data", {}).get(
+        "point_order_mode"))
+    if note:
+        log.warning(note)
     need = max(tokens.sequence_length(n, int(c.n_query), qa_tokens, add_eos) for n in n_contexts)
     have = checkpoint_max_len(pre)
     if have is not None and need > have:
