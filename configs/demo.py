@@ -5,8 +5,11 @@
 On first use it builds a small procedural corpus in data/demo (meshes -> caches, ScanObjectNN
 style partial scans, the CPAC split view), pretrains a small model for 300 steps on the Run-A
 style mixture (mesh + udfgrid + pointcloud_noray), evaluates CPAC-UDF on the held-out shapes
-and writes runs/demo/results.json. A second call resumes (finds the run finished) and
-re-evaluates; delete runs/demo to start over.
+over evaluation seeds 0 and 1 with the random-init and nn_copy baselines, draws
+runs/demo/cpac_sheet.png and writes runs/demo/results.json (its `headline` states whether
+pretraining beat random-init; README "What the demo shows" has the measured numbers: it does
+not, significantly). A second call resumes (finds the run finished) and re-evaluates; delete
+runs/demo to start over.
 """
 
 import ml_collections

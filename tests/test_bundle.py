@@ -123,3 +123,24 @@ def test_eval_bundle_config_loads():
     assert c.job == "eval_bundle" and c.scan.job == "finetune_cls" and c.scan.epochs == 3
     assert c.modelnet.aug_preset == "modelnet40" and c.scan.aug_preset == "scanobjectnn"
     assert c.scan.cls_pooling == "mean_pts" and c.scan.n_ray == 0 and c.scan.mc_eval_k_test == 10
+
+
+def test_bundle_seeds_reach_every_step_and_the_summary_shows_random_init(tmp_path):
+    ckpt = tmp_path / "runs" / "r"
+    ckpt.mkdir(parents=True)
+    seen = {}
+
+    def make(name, result):
+        def runner(cfg):
+            seen[name] = cfg.get("seeds")
+            return result
+        return runner
+    cfg = _bundle_config(tmp_path, ckpt, tmp_path / "absent")
+    cfg.seeds = "0,1,2"
+    runners = dict(scan=make("scan", dict(best_val=0.5, test_acc=0.4, baselines={
+        "random_init": {"test_acc": 0.3}})), modelnet=make("modelnet", {}),
+        cpac=make("cpac", {"mae": 0.16, "baselines": {"random_init": {"mae": 0.2}}}))
+    summary = bundle.run(cfg, runners=runners)
+    assert seen == {"scan": "0,1,2", "cpac": "0,1,2"}
+    assert summary["steps"]["scan"]["summary"]["random_init_test_acc"] == 0.3
+    assert summary["steps"]["cpac"]["summary"]["random_init_mae"] == 0.2

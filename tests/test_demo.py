@@ -37,7 +37,8 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
     import sys
 
     cmd = [sys.executable, "-m", "nepa3d_jax.main", f"--config={REPO / 'configs' / 'demo.py'}",
-           "--config.train.num_steps=30", "--config.train.checkpoint_every_steps=30"]
+           "--config.train.num_steps=30", "--config.train.checkpoint_every_steps=30",
+           "--config.eval.cpac_udf.render_shapes=1", "--config.eval.cpac_udf.mesh_grid_res=12"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     for call in range(2):
@@ -56,4 +57,19 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         assert isinstance(cpac[key], float) and math.isfinite(cpac[key]), (key, cpac[key])
         assert math.isfinite(cpac["baseline"][key])
     assert 0 < cpac["mae"] < 1 and cpac["n_shapes_head_test"] > 0
+    # Seeds, intervals and both baselines; the headline states the outcome.
+    assert cpac["seeds"] == [0, 1]
+    for name in ("pretrained", "random_init", "nn_copy"):
+        block = result["headline"]["cpac_mae"][name]
+        assert len(block["per_seed"]) == 2
+        assert block["ci_low"] <= block["mean"] <= block["ci_high"] and math.isfinite(block["mean"])
+    assert result["headline"]["verdict"][0].startswith("CPAC mae: pretrained ")
+    assert cpac["baselines"]["random_init"]["init_seed"] == 0
+    assert 0 <= cpac["significance"]["pretrained_vs_random_init"]["p"] <= 1
+    png = (tmp_path / "runs" / "demo" / "cpac_sheet.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    # The collapse monitor's verdict, with the shortcut diagnostic.
+    verdict = result["collapse"]
+    assert verdict["basis"] == "h" and math.isfinite(verdict["h_std"])
+    assert 0.5 < verdict["target_typepos_share"] < 1.0
     assert (tmp_path / "runs" / "demo" / "metrics" / "loss_curve.png").stat().st_size > 1000

@@ -173,6 +173,9 @@ class Trainer:
                    dynamic_ncols=True)
         t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
         collapse_state: dict[str, Any] | None = None
+        history = metrics_log.history() if start > 0 else []
+        if history:  # a resumed run: the verdict of its last logged step (warns at start-up)
+            collapse_state = self._check_collapse(int(history[-1]["step"]), history[-1], None)
         with PreemptionGuard() as guard:
             while step < total:
                 if guard.requested or self.run_dir.reached_preemption(step):
