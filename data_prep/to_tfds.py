@@ -35,6 +35,11 @@ from data_prep.runner import process_context
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
 
+# ArrayRecord writer options: one record per chunk (random access, tfds' own choice) and no
+# compression. tfds' adapter keeps the library default (brotli), which would put a decompression
+# back on every read, the cost this form exists to remove.
+RECORD_OPTIONS = "group_size:1,uncompressed"
+
 # Target shard size: large enough to keep the file count small on Lustre/GPFS, small enough that
 # many workers read different shards (tfds' own default is similar).
 SHARD_BYTES = 512 << 20
@@ -103,7 +108,7 @@ def make_builder(index: dict[str, Any], cache_root: str, out_dir: str, workers: 
     for every other tool)."""
     import tensorflow_datasets as tfds
 
-    class Nepa3dCaches(tfds.core.GeneratorBasedBuilder):
+    class Nepa3dCaches(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """NEPA-3D shape caches, one record per shape."""
         VERSION = tfds.core.Version(tfds_source.BUILD_VERSION)
         RELEASE_NOTES = {tfds_source.BUILD_VERSION: "Raw arrays of the .npz caches."}
@@ -146,6 +151,30 @@ def make_builder(index: dict[str, Any], cache_root: str, out_dir: str, workers: 
     return builder, tfds.download.DownloadConfig(**cfg)
 
 
+@contextlib.contextmanager
+def _uncompressed_array_record() -> Iterator[None]:
+    """tfds' ArrayRecord adapter, writing with RECORD_OPTIONS, for the duration of a build."""
+    from array_record.python import array_record_module
+    from tensorflow_datasets.core import file_adapters as fa
+
+    class RawArrayRecord(fa.ArrayRecordFileAdapter):
+        @classmethod
+        def write_examples(cls, path, iterator):
+            writer = array_record_module.ArrayRecordWriter(os.fspath(path), RECORD_OPTIONS)
+            for _, serialized in iterator:
+                writer.write(serialized)
+            writer.close()
+            return None
+
+    fmt = fa.FileFormat.ARRAY_RECORD
+    old = fa.ADAPTER_FOR_FORMAT[fmt]
+    fa.ADAPTER_FOR_FORMAT[fmt] = RawArrayRecord
+    try:
+        yield
+    finally:
+        fa.ADAPTER_FOR_FORMAT[fmt] = old
+
+
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,
           shards: int = 0, overwrite: bool = False, log=print) -> str:
     """Build (or find) the TFDS dataset of `cache_root`; returns the versioned build folder."""
@@ -162,9 +191,10 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
     index = plan_build(cache_root, splits, workers)
     n = sum(len(s["files"]) for s in index["splits"].values())
     log(f"{cache_root}: {n} shapes in {len(splits)} split(s) "
-        f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e9:.2f} GB raw")
+        f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e6:.1f} MB raw")
     builder, dl_config = make_builder(index, cache_root, out_dir, workers, shards)
-    builder.download_and_prepare(download_config=dl_config)
+    with _uncompressed_array_record():
+        builder.download_and_prepare(download_config=dl_config)
     built = tfds_source.find_build(target)
     if built is None:
         raise RuntimeError(f"tfds finished but {target} is not a readable build")
