@@ -7,7 +7,7 @@ ray_pool 8000, 64^3 grids; >= --shapes training shapes per cache root; pt_fps_or
 by `data_prep.add_fps_order`, as the plan's runs have it), times the preset's mixture for:
 `.npz` zlib-compressed (the original's format), `.npz` uncompressed (`--compress none`) and the
 TFDS build (`data_prep.to_tfds`), on the thread loader and on grain worker processes, with 1
-and 2 workers. Each figure is batches of 16 after one warm-up batch (worker start-up excluded).
+and 2 workers. Each figure is batches of 16 after workers + 1 warm-up batches (worker start-up excluded).
 With --reference-src, the original's `Dataset.__getitem__` through its `DataLoader` (1 and 2
 worker processes, its collate) on the same shapes and index stream; note it also tokenizes
 (FPS order prefix, ray subset, sequence assembly), which we do on the accelerator. The last
@@ -91,10 +91,12 @@ def data_cfg(preset, base, loader, workers, n_samples):
 
 
 def time_ours(preset, base, loader, workers, batch, batches):
-    pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + 1)), batch,
-                         process_index=0, process_count=1)
+    warm = workers + 1  # one batch from every worker process: all of them have started
+    pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + warm)),
+                         batch, process_index=0, process_count=1)
     try:
-        next(pipe)  # warm-up: worker start, first reads
+        for _ in range(warm):
+            next(pipe)
         t0 = time.perf_counter()
         for _ in range(batches):
             next(pipe)
@@ -164,7 +166,7 @@ def main(argv=None):
                     help="synthetic corpus folder (built when missing)")
     ap.add_argument("--shapes", type=int, default=200, help="training shapes per cache root")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--batches", type=int, default=12, help="timed batches per figure")
+    ap.add_argument("--batches", type=int, default=24, help="timed batches per figure")
     ap.add_argument("--prep-workers", type=int, default=2)
     ap.add_argument("--mfu", type=float, default=0.4)
     args = ap.parse_args(argv)
