@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402
 from nepa3d_jax.data import schema  # noqa: E402
+from nepa3d_jax.data import workers as workers_lib  # noqa: E402
 from nepa3d_jax.data.pipeline import InputPipeline  # noqa: E402
 
 PRESETS = {  # mixture (name, cache folder, backend, weight) and token counts of configs/runX.py
@@ -105,6 +106,21 @@ def time_ours(preset, base, loader, workers, batch, batches):
         pipe.close()
 
 
+def cpu_rate(preset, base, batch, batches):
+    """Samples per CPU-second on one thread (process CPU time, so other load on a shared machine
+    does not count): the per-core cost of reading, backend, padding and stacking."""
+    pipe = InputPipeline(data_cfg(preset, base, "threads", 1, batch * (batches + 1)), batch,
+                         process_index=0, process_count=1, prefetch=0)
+    try:
+        pipe.batch_at(0, 0)
+        t0 = time.process_time()
+        for step in range(1, batches + 1):
+            pipe.batch_at(0, step)
+        return batch * batches / (time.process_time() - t0)
+    finally:
+        pipe.close()
+
+
 def time_original(reference_src, preset, base, workers, batch, batches, workdir):
     """The original's DataLoader over its mixed dataset, same caches, index stream of seed 0."""
     sys.path.insert(0, os.path.abspath(reference_src))
@@ -169,6 +185,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=24, help="timed batches per figure")
     ap.add_argument("--prep-workers", type=int, default=2)
     ap.add_argument("--mfu", type=float, default=0.4)
+    ap.add_argument("--cpu-only", action="store_true", help="only the per-core CPU figures")
     args = ap.parse_args(argv)
 
     forms = prepare(args.corpus, args.shapes, args.prep_workers)
@@ -177,6 +194,24 @@ def main(argv=None):
     print(f"preset={args.preset} shapes={n} per root, batch={args.batch}, cpus={os.cpu_count()}; "
           f"a GPU at {args.mfu:.0%} MFU (H100 bf16) consumes {need:.0f} samples/s "
           f"(T={t}, {fpt / 1e6:.0f} MFLOP/token fwd+bwd)", flush=True)
+    cpu = {form: cpu_rate(args.preset, base, args.batch, args.batches)
+           for form, base in forms.items()}
+    for form, rate in cpu.items():
+        print(f"ours {form:8s} per core, default malloc: {rate:7.1f} samples per CPU-second "
+              f"({1e3 / rate:.2f} ms CPU per sample; {rate / cpu['npz_zlib']:.2f}x npz_zlib)",
+              flush=True)
+    pid = os.fork()  # the loader workers' malloc setting, in a child so this process keeps its own
+    if pid == 0:
+        workers_lib.tune_malloc()
+        for form, base in forms.items():
+            rate = cpu_rate(args.preset, base, args.batch, args.batches)
+            print(f"ours {form:8s} per core, worker malloc:  {rate:7.1f} samples per CPU-second "
+                  f"({1e3 / rate:.2f} ms CPU per sample; {rate / cpu['npz_zlib']:.2f}x "
+                  "npz_zlib thread path)", flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    if args.cpu_only:
+        return
     ours = {}
     for form, base in forms.items():
         for loader in ("threads", "processes"):
