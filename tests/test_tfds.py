@@ -70,6 +70,9 @@ def test_second_build_returns_at_once_and_a_bad_file_stops_the_build(corpus, tmp
     again = to_tfds.build(str(cache), str(build.parent.parent), log=lines.append)
     assert again == str(build) and "already built" in lines[0]
     assert {p: os.path.getmtime(build / p) for p in os.listdir(build)} == before
+    assert to_tfds.main(["--cache_root", str(cache), "--out_dir", str(build.parent.parent)]) == 0
+    assert to_tfds.main(["--cache_root", str(tmp_path / "nope"), "--out_dir",
+                         str(tmp_path / "o")]) == 2
 
     bad_root = tmp_path / "bad"
     shutil.copytree(cache / "train", bad_root / "train")
@@ -111,6 +114,14 @@ def test_corrupt_or_truncated_shard_names_shard_and_record(corpus, tmp_path, how
     assert first >= shard_start  # records of the intact shard still read
     assert errors[first].startswith(f"{shard} record {first - shard_start} "
                                     f"({src.rel_paths[first]}): unreadable ArrayRecord data")
+    # A run reading the damaged build stops with the same message (validate=header: the
+    # index is intact, so the damage shows when the record is read).
+    cfg = data_cfg(dst.parent.parent, "threads", prefetch=0, validate="header",
+                   mix={"a": dict(cache_root=str(dst.parent.parent), split="train",
+                                  backend="mesh", weight=1.0)}, mix_num_samples=len(src))
+    with InputPipeline(cfg, len(src), process_index=0, process_count=1) as pipe:
+        with pytest.raises(CacheError, match=f"{shard} record \\d+ "):
+            next(pipe)
     # data_prep.validate reads every record of a build, and reports the same.
     n, problems = validate.validate_root(str(dst), ["train"], ["mesh"])
     assert n == len(src) and any(str(shard) in p.path for p in problems)
