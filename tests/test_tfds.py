@@ -74,6 +74,13 @@ def test_second_build_returns_at_once_and_a_bad_file_stops_the_build(corpus, tmp
     assert to_tfds.main(["--cache_root", str(tmp_path / "nope"), "--out_dir",
                          str(tmp_path / "o")]) == 2
 
+    slim = to_tfds.build(str(cache), str(tmp_path / "slim"), ["train"], shards=1,
+                         drop_keys=["udf_grid", "occ_grid"], log=lambda *a: None)
+    src = sources.open_split(slim, "train")
+    assert "udf_grid" not in src.spec and "occ_grid" not in src.spec and "pt_xyz_pool" in src.spec
+    rec = src.record(1)
+    assert "udf_grid" not in rec and rec["pt_xyz_pool"].shape == (2048, 3)
+
     bad_root = tmp_path / "bad"
     shutil.copytree(cache / "train", bad_root / "train")
     victim = sorted((bad_root / "train" / "torus").iterdir())[0]
