@@ -7,7 +7,7 @@ ray_pool 8000, 64^3 grids; >= --shapes training shapes per cache root; pt_fps_or
 by `data_prep.add_fps_order`, as the plan's runs have it), times the preset's mixture for:
 `.npz` zlib-compressed (the original's format), `.npz` uncompressed (`--compress none`) and the
 TFDS build (`data_prep.to_tfds`), on the thread loader and on grain worker processes, with 1
-and 2 workers. Each figure is batches of 16 after one warm-up batch (worker start-up excluded).
+and 2 workers. Each figure is batches of 16 after workers + 1 warm-up batches (worker start-up excluded).
 With --reference-src, the original's `Dataset.__getitem__` through its `DataLoader` (1 and 2
 worker processes, its collate) on the same shapes and index stream; note it also tokenizes
 (FPS order prefix, ray subset, sequence assembly), which we do on the accelerator. The last
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402
 from nepa3d_jax.data import schema  # noqa: E402
+from nepa3d_jax.data import workers as workers_lib  # noqa: E402
 from nepa3d_jax.data.pipeline import InputPipeline  # noqa: E402
 
 PRESETS = {  # mixture (name, cache folder, backend, weight) and token counts of configs/runX.py
@@ -91,14 +92,31 @@ def data_cfg(preset, base, loader, workers, n_samples):
 
 
 def time_ours(preset, base, loader, workers, batch, batches):
-    pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + 1)), batch,
-                         process_index=0, process_count=1)
+    warm = workers + 1  # one batch from every worker process: all of them have started
+    pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + warm)),
+                         batch, process_index=0, process_count=1)
     try:
-        next(pipe)  # warm-up: worker start, first reads
+        for _ in range(warm):
+            next(pipe)
         t0 = time.perf_counter()
         for _ in range(batches):
             next(pipe)
         return batch * batches / (time.perf_counter() - t0)
+    finally:
+        pipe.close()
+
+
+def cpu_rate(preset, base, batch, batches):
+    """Samples per CPU-second on one thread (process CPU time, so other load on a shared machine
+    does not count): the per-core cost of reading, backend, padding and stacking."""
+    pipe = InputPipeline(data_cfg(preset, base, "threads", 1, batch * (batches + 1)), batch,
+                         process_index=0, process_count=1, prefetch=0)
+    try:
+        pipe.batch_at(0, 0)
+        t0 = time.process_time()
+        for step in range(1, batches + 1):
+            pipe.batch_at(0, step)
+        return batch * batches / (time.process_time() - t0)
     finally:
         pipe.close()
 
@@ -164,9 +182,10 @@ def main(argv=None):
                     help="synthetic corpus folder (built when missing)")
     ap.add_argument("--shapes", type=int, default=200, help="training shapes per cache root")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--batches", type=int, default=12, help="timed batches per figure")
+    ap.add_argument("--batches", type=int, default=24, help="timed batches per figure")
     ap.add_argument("--prep-workers", type=int, default=2)
     ap.add_argument("--mfu", type=float, default=0.4)
+    ap.add_argument("--cpu-only", action="store_true", help="only the per-core CPU figures")
     args = ap.parse_args(argv)
 
     forms = prepare(args.corpus, args.shapes, args.prep_workers)
@@ -175,6 +194,24 @@ def main(argv=None):
     print(f"preset={args.preset} shapes={n} per root, batch={args.batch}, cpus={os.cpu_count()}; "
           f"a GPU at {args.mfu:.0%} MFU (H100 bf16) consumes {need:.0f} samples/s "
           f"(T={t}, {fpt / 1e6:.0f} MFLOP/token fwd+bwd)", flush=True)
+    cpu = {form: cpu_rate(args.preset, base, args.batch, args.batches)
+           for form, base in forms.items()}
+    for form, rate in cpu.items():
+        print(f"ours {form:8s} per core, default malloc: {rate:7.1f} samples per CPU-second "
+              f"({1e3 / rate:.2f} ms CPU per sample; {rate / cpu['npz_zlib']:.2f}x npz_zlib)",
+              flush=True)
+    pid = os.fork()  # the loader workers' malloc setting, in a child so this process keeps its own
+    if pid == 0:
+        workers_lib.tune_malloc()
+        for form, base in forms.items():
+            rate = cpu_rate(args.preset, base, args.batch, args.batches)
+            print(f"ours {form:8s} per core, worker malloc:  {rate:7.1f} samples per CPU-second "
+                  f"({1e3 / rate:.2f} ms CPU per sample; {rate / cpu['npz_zlib']:.2f}x "
+                  "npz_zlib thread path)", flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    if args.cpu_only:
+        return
     ours = {}
     for form, base in forms.items():
         for loader in ("threads", "processes"):

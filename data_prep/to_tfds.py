@@ -1,8 +1,9 @@
 """Pack a cache root into a tensorflow-datasets (ArrayRecord) build: one record per shape.
 
   python -m data_prep.to_tfds --cache_root data/cache --out_dir data/cache_tfds \\
-      [--splits train,test] [--workers 8] [--shards 0] [--overwrite]
+      [--splits train,test] [--workers 8] [--shards 0] [--overwrite] [--drop_keys k1,k2]
 
+`--drop_keys` leaves out arrays no run of yours reads (the index records what was kept).
 Works for any of our layouts (`<root>/<split>/<class>/<id>.npz`: mesh caches, ScanObjectNN
 caches, the CPAC split view). Every array of a shape is stored raw (tfds `Tensor` features with
 BYTES encoding: no zlib, a read is one `np.frombuffer` per key), with the class label, the split
@@ -35,12 +36,18 @@ from data_prep.runner import process_context
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
 
+# ArrayRecord writer options: one record per chunk (random access, tfds' own choice) and no
+# compression. tfds' adapter keeps the library default (brotli), which would put a decompression
+# back on every read, the cost this form exists to remove.
+RECORD_OPTIONS = "group_size:1,uncompressed"
+
 # Target shard size: large enough to keep the file count small on Lustre/GPFS, small enough that
 # many workers read different shards (tfds' own default is similar).
 SHARD_BYTES = 512 << 20
 
 
-def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8) -> dict[str, Any]:
+def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8,
+               drop_keys: Sequence[str] = ()) -> dict[str, Any]:
     """Header scan of every file: the index (files, spec, varying lengths) or CacheError."""
     problems = [str(p) for p in schema.check_cache_root(cache_root, splits)]
     files = {s: schema.list_cache_files(cache_root, s) for s in splits}
@@ -52,6 +59,9 @@ def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8) -> dict
             except CacheError as e:
                 return e
         headers = dict(zip(flat, ex.map(one, flat)))
+    drop = set(drop_keys)
+    headers = {f: h if isinstance(h, CacheError) else {k: v for k, v in h.items() if k not in drop}
+               for f, h in headers.items()}
     problems += [str(h) for h in headers.values() if isinstance(h, CacheError)]
     if problems:
         raise CacheError(f"{len(problems)} problem(s) in {cache_root}:\n" + "\n".join(problems[:20])
@@ -103,7 +113,7 @@ def make_builder(index: dict[str, Any], cache_root: str, out_dir: str, workers: 
     for every other tool)."""
     import tensorflow_datasets as tfds
 
-    class Nepa3dCaches(tfds.core.GeneratorBasedBuilder):
+    class Nepa3dCaches(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """NEPA-3D shape caches, one record per shape."""
         VERSION = tfds.core.Version(tfds_source.BUILD_VERSION)
         RELEASE_NOTES = {tfds_source.BUILD_VERSION: "Raw arrays of the .npz caches."}
@@ -146,8 +156,33 @@ def make_builder(index: dict[str, Any], cache_root: str, out_dir: str, workers: 
     return builder, tfds.download.DownloadConfig(**cfg)
 
 
+@contextlib.contextmanager
+def _uncompressed_array_record() -> Iterator[None]:
+    """tfds' ArrayRecord adapter, writing with RECORD_OPTIONS, for the duration of a build."""
+    from array_record.python import array_record_module
+    from tensorflow_datasets.core import file_adapters as fa
+
+    class RawArrayRecord(fa.ArrayRecordFileAdapter):
+        @classmethod
+        def write_examples(cls, path, iterator):
+            writer = array_record_module.ArrayRecordWriter(os.fspath(path), RECORD_OPTIONS)
+            for _, serialized in iterator:
+                writer.write(serialized)
+            writer.close()
+            return None
+
+    fmt = fa.FileFormat.ARRAY_RECORD
+    old = fa.ADAPTER_FOR_FORMAT[fmt]
+    fa.ADAPTER_FOR_FORMAT[fmt] = RawArrayRecord
+    try:
+        yield
+    finally:
+        fa.ADAPTER_FOR_FORMAT[fmt] = old
+
+
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,
-          shards: int = 0, overwrite: bool = False, log=print) -> str:
+          shards: int = 0, overwrite: bool = False, log=print,
+          drop_keys: Sequence[str] = ()) -> str:
     """Build (or find) the TFDS dataset of `cache_root`; returns the versioned build folder."""
     if not os.path.isdir(cache_root):
         raise CacheError(f"{cache_root}: cache root does not exist or is not a directory")
@@ -159,12 +194,13 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
         shutil.rmtree(target)
     splits = list(splits) or sorted(d for d in os.listdir(cache_root)
                                     if os.path.isdir(os.path.join(cache_root, d)))
-    index = plan_build(cache_root, splits, workers)
+    index = plan_build(cache_root, splits, workers, drop_keys)
     n = sum(len(s["files"]) for s in index["splits"].values())
     log(f"{cache_root}: {n} shapes in {len(splits)} split(s) "
-        f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e9:.2f} GB raw")
+        f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e6:.1f} MB raw")
     builder, dl_config = make_builder(index, cache_root, out_dir, workers, shards)
-    builder.download_and_prepare(download_config=dl_config)
+    with _uncompressed_array_record():
+        builder.download_and_prepare(download_config=dl_config)
     built = tfds_source.find_build(target)
     if built is None:
         raise RuntimeError(f"tfds finished but {target} is not a readable build")
@@ -181,10 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=0,
                     help=f"shards per split; 0: one per {SHARD_BYTES >> 20} MiB of the largest")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--drop_keys", default="",
+                    help="comma-separated keys not to pack, e.g. udf_grid,occ_grid for a "
+                         "pretraining-only build (~40%% smaller; CPAC grid queries need udf_grid)")
     args = ap.parse_args(argv)
     try:
         path = build(args.cache_root, args.out_dir, [s for s in args.splits.split(",") if s],
-                     args.workers, args.shards, args.overwrite)
+                     args.workers, args.shards, args.overwrite,
+                     drop_keys=[k for k in args.drop_keys.split(",") if k])
     except (CacheError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
