@@ -12,7 +12,6 @@ from nepa3d_jax.config.errors import ConfigError
 from nepa3d_jax.config.schedule import parse_schedule
 from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.tokenizer import modes
-from nepa3d_jax.model.losses import NEPA_TARGETS
 
 __all__ = ["CHOICES", "ConfigError", "get_path", "validate"]
 
@@ -26,7 +25,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.arch": ("causal",),
     "model.attention": ("auto", "xla", "cudnn", "blockwise"),
     "model.compute_dtype": ("auto", "float32", "bfloat16"),
-    "model.nepa_target": NEPA_TARGETS,
+    "model.nepa_target": modes.NEPA_TARGETS,
     "train.objective": ("nepa", "mae"),
 }
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from nepa3d_jax.tokenizer.modes import NEPA_TARGETS  # noqa: F401  (re-exported)
 from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_A_RAY, TYPE_MISSING_RAY
 
 COS_EPS = 1e-8  # F.cosine_similarity(eps=1e-8) as the original
 
-# `model.nepa_target`: what the NEPA loss predicts at t+1. full = z (the original:
-# token_mlp(feat) + type_emb + pos_emb); content = token_mlp(feat) alone, so the parts the
-# predictor knows from the layout (type, position) are no longer targets.
-NEPA_TARGETS = ("full", "content")
 
 
 def cosine_similarity(a: jax.Array, b: jax.Array, eps: float = COS_EPS) -> jax.Array:

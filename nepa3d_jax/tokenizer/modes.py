@@ -40,3 +40,9 @@ POINT_ORDERS: dict[str, Order] = {
 PT_SAMPLE_MODES = tuple(PT_SAMPLERS)
 POINT_ORDER_MODES = tuple(POINT_ORDERS)
 QA_LAYOUTS = ("interleave", "split")
+
+# `model.nepa_target`: which part of the next token's embedding the NEPA loss predicts. Kept
+# with the token modes so config validation reads it jax-free. full = z (the original:
+# token_mlp(feat) + type_emb + pos_emb); content = token_mlp(feat) alone, so the parts the
+# predictor knows from the layout (type, position) are no longer targets.
+NEPA_TARGETS = ("full", "content")

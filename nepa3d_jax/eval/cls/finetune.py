@@ -115,7 +115,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
     `out_json`."""
     from nepa3d_jax.eval.cls import study
 
-    return study.run(config)
+    return study.run(config, run_single)
 
 
 def run_single(config: ml_collections.ConfigDict) -> dict:

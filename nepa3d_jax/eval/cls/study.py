@@ -15,12 +15,12 @@ when there are several seeds; `.random_init` for the baseline).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import ml_collections
 
+from nepa3d_jax import io
 from nepa3d_jax.eval import stats
-from nepa3d_jax.eval.cls import finetune
 
 METRICS = ("test_acc", "best_val")
 
@@ -32,7 +32,7 @@ def _with_tag(path: str, tag: str) -> str:
     return f"{stem}.{tag}.{ext}" if dot else f"{path}.{tag}"
 
 
-def _one(c, seed: int, tag: str, random_init: bool) -> dict[str, Any]:
+def _one(c, seed: int, tag: str, random_init: bool, run_single: Callable) -> dict[str, Any]:
     s = ml_collections.ConfigDict(c.to_dict())
     s.seed = int(seed)
     s.random_init = bool(random_init)
@@ -43,7 +43,7 @@ def _one(c, seed: int, tag: str, random_init: bool) -> dict[str, Any]:
         s.save_dir = f"{c.save_dir}/{tag}"
     if str(c.get("tb_dir", "")) and tag:
         s.tb_dir = f"{c.tb_dir}/{tag}"
-    return finetune.run_single(s)
+    return run_single(s)
 
 
 def _per_seed(runs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, Any]]:
@@ -51,7 +51,8 @@ def _per_seed(runs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, An
             for s, r in zip(seeds, runs)]
 
 
-def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
+def run(config: ml_collections.ConfigDict, run_single: Callable) -> dict[str, Any]:
+    """`run_single` (`finetune.run_single`, passed in: it imports this module) once per seed."""
     c = ml_collections.ConfigDict(config.to_dict())
     seeds = stats.parse_seeds(c.get("seeds", ""), int(c.seed))
     several = len(seeds) > 1
@@ -60,9 +61,9 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
         parts = ([prefix] if prefix else []) + ([f"seed{seed}"] if several else [])
         return ".".join(parts)
 
-    runs = [_one(c, s, tag("", s), False) for s in seeds]
+    runs = [_one(c, s, tag("", s), False, run_single) for s in seeds]
     want_random = bool(int(c.get("random_init_baseline", 1))) and bool(str(c.ckpt))
-    rand = [_one(c, s, tag("random_init", s), True) for s in seeds] if want_random else []
+    rand = [_one(c, s, tag("random_init", s), True, run_single) for s in seeds] if want_random else []
 
     out = dict(runs[0])
     out["seeds"] = seeds
@@ -88,5 +89,5 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
                                            "skipped": "from-scratch run: it is the baseline"}
     out["summary"] = summary
     if str(c.out_json) and (several or rand):
-        finetune.write_json_atomic(str(c.out_json), out)
+        io.write_json_atomic(str(c.out_json), out, indent=2, sort_keys=True)
     return out

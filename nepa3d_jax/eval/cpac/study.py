@@ -21,12 +21,12 @@ import copy
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from nepa3d_jax.eval import baselines, stats
-from nepa3d_jax.eval.cpac import mesh_eval, report, udf
+from nepa3d_jax.eval.cpac import mesh_eval, report
 
 log = logging.getLogger(__name__)
 METRICS = tuple(stats.CPAC_METRICS)
@@ -50,10 +50,10 @@ def _seed_config(c, seed: int, first: bool):
     return s
 
 
-def _passes(c, seeds: list[int], loaded, keep: int) -> list[dict[str, Any]]:
+def _passes(c, seeds: list[int], loaded, keep: int, run_single: Callable) -> list[dict[str, Any]]:
     runs = []
     for i, seed in enumerate(seeds):
-        runs.append(udf.run_single(_seed_config(c, seed, i == 0), loaded=loaded,
+        runs.append(run_single(_seed_config(c, seed, i == 0), loaded=loaded,
                                    keep=keep if i == 0 else 0))
         loaded = runs[-1]["_loaded"]
     return runs
@@ -68,7 +68,8 @@ def _metrics_block(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k]["mean"] for k in METRICS}
 
 
-def run(config) -> dict[str, Any]:
+def run(config, run_single: Callable) -> dict[str, Any]:
+    """`run_single` (`udf.run_single`, passed in: it imports this module) once per seed."""
     c = config
     t0 = time.perf_counter()
     seeds = stats.parse_seeds(c.get("seeds", ""), int(c.eval_seed))
@@ -80,7 +81,7 @@ def run(config) -> dict[str, Any]:
         keep = int(mesh_eval.option(c, "mesh_eval_max_shapes")) or 1 << 30
     elif render_png:
         keep = n_render
-    runs = _passes(c, seeds, None, keep)
+    runs = _passes(c, seeds, None, keep, run_single)
     pre, qa, rep_fn = runs[0]["_loaded"]
     random_runs: list[dict[str, Any]] = []
     want_random = bool(int(c.get("random_init_baseline", 1)))
@@ -88,7 +89,8 @@ def run(config) -> dict[str, Any]:
     if want_random and rep_fn is not None and pre is not None and hasattr(pre, "model"):
         rand_seed = baselines.init_seed(pre)
         rand = baselines.random_init(pre, rand_seed)
-        random_runs = _passes(c, seeds, (rand, qa, rep_fn.with_params(rand.params)), keep)
+        random_runs = _passes(c, seeds, (rand, qa, rep_fn.with_params(rand.params)), keep,
+                              run_single)
 
     out = {k: v for k, v in runs[0].items() if k not in PRIVATE}
     out["seeds"] = seeds

@@ -224,7 +224,7 @@ def run(config) -> dict[str, Any]:
     nn_copy) and the optional mesh evaluation; returns (and writes to `out_json`) the result."""
     from nepa3d_jax.eval.cpac import study
 
-    return study.run(config)
+    return study.run(config, run_single)
 
 
 def load(c) -> tuple[Any, tuple, RepresentationFn | None]:
