@@ -264,6 +264,32 @@ class RunDir:
         self.close()
 
 
+# What a run writes into its workdir (besides `unrestorable/`, which is never removed).
+RUN_ARTEFACTS = (CHECKPOINTS, "metrics", "config.json", "provenance.json", "results.json",
+                 "config_history.jsonl", "validated_caches.json", "cpac_udf.json",
+                 "finetune_cls.json")
+
+
+def clear_run(workdir: str | os.PathLike) -> list[str]:
+    """Removes a previous run's artefacts (for `import_torch --overwrite`); returns their names.
+
+    The caller holds the run lock. Only the names above are touched, nothing else in workdir.
+    """
+    import shutil
+
+    removed = []
+    for name in RUN_ARTEFACTS:
+        path = pathlib.Path(workdir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 # -- params only (torch import, inference) --------------------------------------------------
 def save_params_only(workdir: str | os.PathLike, params: Any,
                      config: ml_collections.ConfigDict | Mapping[str, Any], step: int = 0) -> str:
