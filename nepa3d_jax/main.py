@@ -8,7 +8,6 @@ Without `--config`, runs the embedded default `configs/demo.py`.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import pathlib
 import sys
@@ -17,6 +16,8 @@ from typing import Any, Sequence
 from absl import app
 from absl import logging as absl_logging
 from ml_collections import config_flags
+
+from nepa3d_jax import io
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "configs/demo.py"
@@ -97,7 +98,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2
     summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
-    print(json.dumps(summary, indent=1, default=str))
+    print(io.dumps(summary, indent=1))  # standard JSON: a NaN would print as null
     if result.get("preempted"):
         return EXIT_PREEMPTED
     return 0
