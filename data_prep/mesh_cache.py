@@ -112,6 +112,9 @@ def derived_fields(mesh: trimesh.Trimesh, parts: dict[str, np.ndarray],
         udf16, occ8 = np.zeros((1, 1, 1), np.float16), np.zeros((1, 1, 1), np.uint8)
 
     ray_hit, ray_t, ray_n = raycast.mesh_ray_answers(mesh, ray_o, ray_d)
+    if len(ray_hit) and not np.any(ray_hit):
+        raise BadShape(f"none of the {len(ray_hit)} rays hits the normalised surface (an "
+                       "outlier vertex shrinks the shape to a point?)")
     if p.pc_rays:
         hit_pc, t_pc, n_pc = dda.pointcloud_ray_answers(
             ray_o, ray_d, pc_xyz, pc_n, grid=p.pc_grid, dilate=p.pc_dilate,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -23,6 +22,7 @@ from data_prep.mesh_cache import mesh_file_to_cache
 from data_prep.profile import Profile, add_profile_args, profile_from_args
 from data_prep.runner import Job, Summary, run_jobs
 from nepa3d_jax import cli
+from nepa3d_jax import io as nio
 
 
 def build_jobs(items: list[layout.MeshItem], out_root: str, profile: Profile, seed: int) -> list[Job]:
@@ -54,7 +54,7 @@ def write_provenance(args: argparse.Namespace, profile: Profile, summary: Summar
                        "existing": summary.existing, "skipped": len(summary.failed)}}
     name = f"meshes_{args.split}_source" + (f"_shard{args.shard_id}" if args.num_shards > 1 else "")
     atomic_write_text(os.path.join(args.out_root, "_meta", f"{name}.json"),
-                      json.dumps(meta, indent=2))
+                      nio.dumps(meta, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,7 @@ from data_prep.atomic import add_compress_arg, atomic_path, atomic_write_text
 from data_prep.profile import SMALL, Profile, add_profile_args, profile_from_args
 from data_prep.runner import shape_rng
 from nepa3d_jax import cli
+from nepa3d_jax import io as nio
 
 
 def _write_meshes(mesh_root: str, classes, n_per_class: int, n_test: int, seed: int):
@@ -98,7 +99,7 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
         log(s.line("samples"))
     split_map = unpaired_split.build_split_map(paths["cache"], seed=seed)
     if not os.path.exists(paths["split_json"]):
-        atomic_write_text(paths["split_json"], json.dumps(split_map, indent=2))
+        atomic_write_text(paths["split_json"], nio.dumps(split_map, indent=2))
     unpaired_split.materialize_view(paths["cache"], split_map, paths["unpaired"])
     return paths
 

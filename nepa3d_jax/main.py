@@ -8,7 +8,6 @@ Without `--config`, runs the embedded default `configs/demo.py`.
 
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import sys
@@ -17,6 +16,8 @@ from typing import Any, Sequence
 from absl import app
 from absl import logging as absl_logging
 from ml_collections import config_flags
+
+from nepa3d_jax import io
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "configs/demo.py"
@@ -83,10 +84,44 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2
     summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
-    print(json.dumps(summary, indent=1, default=str))
+    print(io.dumps(summary, indent=1))  # standard JSON: a NaN would print as null
     if result.get("preempted"):
         return EXIT_PREEMPTED
     return 0
+
+
+def override_error(path: str, overrides: Sequence[str]) -> str | None:
+    """One line naming a bad `--config.x=y` (with the closest field for a typo), or None.
+
+    Checked before absl parses the flags: its failure is a 50-line traceback.
+    """
+    import difflib
+
+    from nepa3d_jax.config import load_config
+
+    if not pathlib.Path(path.split(":", 1)[0]).is_file():
+        return None  # absl reports a missing config file itself
+    try:
+        base = load_config(path)
+    except ValueError as err:
+        return str(err)
+    for override in overrides:
+        dotted = override.split("=", 1)[0]
+        node, walked = base, []
+        for part in dotted.split("."):
+            if not hasattr(node, "keys") or part not in node:
+                known = sorted(node.keys()) if hasattr(node, "keys") else []
+                near = difflib.get_close_matches(part, known, n=1)
+                where = ".".join(walked) or "the config"
+                hint = f"; did you mean --config.{'.'.join(walked + near)}?" if near else ""
+                return f"--config.{override}: {where} has no field {part!r}{hint}"
+            node = node[part]
+            walked.append(part)
+    try:
+        load_config(path, overrides)
+    except ValueError as err:
+        return str(err).splitlines()[0]
+    return None
 
 
 def entry() -> None:
@@ -96,6 +131,11 @@ def entry() -> None:
     if sys.argv[1:] in (["--help"], ["-h"]):  # absl's own --help exits with status 1
         app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
 
+    path, overrides = _config_source(sys.argv[1:])
+    problem = override_error(path, overrides) if overrides else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
     hostmem.reexec_with_hugepages()  # before any large allocation; see hostmem's docstring
     app.run(main)
 

@@ -4,10 +4,11 @@ import logging
 import pathlib
 import sys
 
+import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax.checkpoint.run_dir import CheckpointRestoreError
+from nepa3d_jax.checkpoint.run_dir import CheckpointRestoreError, load_params
 from nepa3d_jax.train import loop
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -43,9 +44,19 @@ def test_corrupt_latest_checkpoint_falls_back_and_is_kept(reference_dir, tmp_pat
     np.testing.assert_allclose([l for s, l in resumed["losses"] if s == 4],
                                [l for s, l in first["losses"] if s == 4], rtol=0, atol=0)
 
+    # evaluators (load_params) fall back too, and move nothing
+    _corrupt(workdir / "checkpoints" / "5")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="nepa3d_jax"):
+        _, params = load_params(workdir)
+    assert any("checkpoints/5 does not restore" in r.getMessage() for r in caplog.records)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params))
+    assert steps() == [3, 5]
+
     # nothing restores: a clear error listing the steps; nothing is deleted
-    for s in steps():
-        _corrupt(workdir / "checkpoints" / str(s))
+    _corrupt(workdir / "checkpoints" / "3")
+    with pytest.raises(CheckpointRestoreError, match=r"(?s)no checkpoint.*step 5:.*step 3:"):
+        load_params(workdir)
     config.train.num_steps = 6
     with pytest.raises(CheckpointRestoreError, match=r"(?s)no checkpoint.*step 5:.*step 3:"):
         loop.run(config)

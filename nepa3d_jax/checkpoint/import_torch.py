@@ -28,8 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from nepa3d_jax.checkpoint import run_dir, torch_import
+    from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 
     out = pathlib.Path(args.out_dir)
+    if out.exists() and not out.is_dir():
+        print(f"error: {out} is a file, not a run directory", file=sys.stderr)
+        return 2
     if (out / run_dir.CHECKPOINTS).is_dir() and any((out / run_dir.CHECKPOINTS).iterdir()) \
             and not args.overwrite:
         print(f"error: {out} already holds checkpoints (pass --overwrite)", file=sys.stderr)
@@ -42,7 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config.workdir = str(out)
     config.torch_source = str(args.checkpoint)
-    run_dir.save_params_only(out, params, config)
+    try:
+        with RunLock(out):  # never under a trainer that is still writing there
+            removed = run_dir.clear_run(out) if args.overwrite else []
+            run_dir.save_params_only(out, params, config)
+    except RunLockedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if removed:
+        print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}")
     print(f"imported {args.checkpoint} -> {out} (d_model={spec.d_model}, layers={spec.layers}, "
           f"heads={spec.heads}, max_len={spec.max_len}, n_types={spec.n_types})")
     return 0

@@ -264,6 +264,32 @@ class RunDir:
         self.close()
 
 
+# What a run writes into its workdir (besides `unrestorable/`, which is never removed).
+RUN_ARTEFACTS = (CHECKPOINTS, "metrics", "config.json", "provenance.json", "results.json",
+                 "config_history.jsonl", "validated_caches.json", "cpac_udf.json",
+                 "finetune_cls.json")
+
+
+def clear_run(workdir: str | os.PathLike) -> list[str]:
+    """Removes a previous run's artefacts (for `import_torch --overwrite`); returns their names.
+
+    The caller holds the run lock. Only the names above are touched, nothing else in workdir.
+    """
+    import shutil
+
+    removed = []
+    for name in RUN_ARTEFACTS:
+        path = pathlib.Path(workdir) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed
+
+
 # -- params only (torch import, inference) --------------------------------------------------
 def save_params_only(workdir: str | os.PathLike, params: Any,
                      config: ml_collections.ConfigDict | Mapping[str, Any], step: int = 0) -> str:
@@ -287,6 +313,30 @@ def _target_sharding(sharding: jax.sharding.Sharding | None) -> jax.sharding.Sha
     return jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
 
+class _NoParams(ValueError):
+    pass
+
+
+def _restore_params(run_dir: RunDir, workdir: pathlib.Path, step: int,
+                    sharding: jax.sharding.Sharding | None) -> Any:
+    meta = run_dir.manager.item_metadata(step)
+    state_meta = meta["state"]
+    tree = getattr(state_meta, "tree", state_meta)
+    if "params" not in tree:
+        raise _NoParams(f"{workdir / CHECKPOINTS / str(step)}: item 'state' has no 'params'")
+    target = _target_sharding(sharding)
+    abstract = {"params": jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=target),
+        tree["params"])}
+    return run_dir.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.PyTreeRestore(
+            item=abstract,
+            restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+            partial_restore=True),
+        config=ocp.args.JsonRestore(),
+    ))
+
+
 def load_params(workdir: str | os.PathLike, step: int | None = None,
                 sharding: jax.sharding.Sharding | None = None
                 ) -> tuple[ml_collections.ConfigDict, Any]:
@@ -294,30 +344,30 @@ def load_params(workdir: str | os.PathLike, step: int | None = None,
 
     Reads only the `params` subtree of `state`, whatever mesh or process count saved it. The
     config is the checkpoint's own record (with its "derived" block when the run stored one).
+    Without `step`, a latest checkpoint that does not restore is skipped with a warning and
+    the previous one is used (nothing is moved: readers never change a run directory).
     """
     workdir = pathlib.Path(workdir)
     if not (workdir / CHECKPOINTS).is_dir():
         raise FileNotFoundError(f"{workdir} is not a run directory: no {CHECKPOINTS}/ folder")
     with RunDir(workdir, read_only=True, async_save=False) as run_dir:
-        step = run_dir.latest_step() if step is None else int(step)
-        if step is None:
+        steps = sorted(run_dir.all_steps(), reverse=True) if step is None else [int(step)]
+        if not steps:
             raise FileNotFoundError(f"no checkpoint in {workdir / CHECKPOINTS}")
-        meta = run_dir.manager.item_metadata(step)
-        state_meta = meta["state"]
-        tree = getattr(state_meta, "tree", state_meta)
-        if "params" not in tree:
-            raise ValueError(f"{workdir / CHECKPOINTS / str(step)}: item 'state' has no 'params'")
-        target = _target_sharding(sharding)
-        abstract = {"params": jax.tree.map(
-            lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=target),
-            tree["params"])}
-        restored = run_dir.manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.PyTreeRestore(
-                item=abstract,
-                restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
-                partial_restore=True),
-            config=ocp.args.JsonRestore(),
-        ))
+        skipped: list[str] = []
+        for candidate in steps:  # newest first; a corrupt one is skipped, named, left alone
+            try:
+                restored = _restore_params(run_dir, workdir, candidate, sharding)
+                break
+            except _NoParams:
+                raise  # not a params checkpoint at all: no older step will differ
+            except Exception as err:  # noqa: BLE001 -- any read failure = this step is unusable
+                if len(steps) == 1:
+                    raise
+                skipped.append(run_dir._skip(candidate, err))
+        else:
+            raise CheckpointRestoreError(
+                f"no checkpoint in {workdir / CHECKPOINTS} restores:\n  " + "\n  ".join(skipped))
     record = dict(restored["config"] or {})
     if not record and (workdir / "config.json").is_file():
         record = json.loads((workdir / "config.json").read_text())

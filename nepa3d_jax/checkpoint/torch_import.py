@@ -128,7 +128,13 @@ def infer_spec(state: Mapping[str, Any], heads: int, where: str = "state dict") 
     if len(_shape(state["pos_emb"])) != 3:
         raise CheckpointError(f"{where}: 'pos_emb' must be (1, L, d), got "
                               f"{_shape(state['pos_emb'])}")
-    n_types, d = _shape(state["type_emb.weight"])
+    d = _shape(state["pos_emb"])[2]  # d_model; the other tables must agree, named if not
+    for key, axis in (("type_emb.weight", 1), ("token_mlp.0.weight", 0)):
+        shape = _shape(state[key])
+        if len(shape) != 2 or shape[axis] != d:
+            raise CheckpointError(f"{where}: {key!r} has shape {shape}, but 'pos_emb' "
+                                  f"{_shape(state['pos_emb'])} says d_model={d}")
+    n_types = _shape(state["type_emb.weight"])[0]
     layer_ids = sorted({int(m.group(1)) for k in state if (m := LAYER_KEY.match(k))})
     layers = len(layer_ids)
     mlp_key = "backbone.enc.layers.0.linear1.weight"

@@ -225,6 +225,11 @@ def check_cache_file(path: str | os.PathLike, required_keys: Iterable[Requiremen
                     bad = ~np.isfinite(a)
                     if bad.any():
                         problems.append(f"{path} [{key}]: {int(bad.sum())} NaN/Inf values")
+                if key == "ray_hit_pool" and "ray_d_pool" in keys and a.size and not a.any() \
+                        and np.any(z["ray_d_pool"]):
+                    problems.append(f"{path} [{key}]: none of the {a.size} rays hits the "
+                                    "surface (a degenerate or mis-normalised mesh, e.g. one "
+                                    "outlier vertex)")
                 if key in FPS_ORDER_OF and a.size:
                     pool = headers.get(FPS_ORDER_OF[key])
                     n = pool.shape[0] if pool is not None else None

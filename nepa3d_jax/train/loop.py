@@ -16,9 +16,10 @@ from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
+import numpy as np
 from tqdm import tqdm
 
-from nepa3d_jax.checkpoint.lock import RunLock
+from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
@@ -50,17 +51,34 @@ class Trainer:
         for warning in self.warnings:
             log.warning("config: %s", warning)
         self.workdir = pathlib.Path(config.workdir)
-        # One writer per run directory: process 0 holds `run.lock` from here until close().
-        self.lock = None
-        if jax.process_index() == 0:
-            self.lock = RunLock(self.workdir, float(config.train.get("lock_stale_hours", 1.0)))
-            self.lock.acquire()
+        self.lock = self._take_lock(float(config.train.get("lock_stale_hours", 1.0)))
         try:
             self._build(config, config_path, overrides, devices, programs)
         except BaseException:
             if self.lock is not None:
                 self.lock.release()
             raise
+
+    def _take_lock(self, stale_hours: float) -> RunLock | None:
+        """One writer per run directory: process 0 holds `run.lock` until close(). Its verdict
+        is broadcast, so the other processes of a refused multi-host run stop too instead of
+        waiting in the first collective."""
+        lock, error = None, None
+        if jax.process_index() == 0:
+            try:
+                lock = RunLock(self.workdir, stale_hours).acquire()
+            except (RunLockedError, ValueError) as err:
+                error = err
+        ok = error is None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            ok = bool(multihost_utils.broadcast_one_to_all(np.int32(ok)))
+        if error is not None:
+            raise error
+        if not ok:
+            raise RunLockedError(f"{self.workdir} is in use by another run (process 0 says why)")
+        return lock
 
     def _build(self, config: ml_collections.ConfigDict, config_path: str | None,
                overrides: Sequence[str], devices: list[jax.Device],

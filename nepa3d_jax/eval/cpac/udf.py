@@ -69,6 +69,16 @@ def validate(c) -> None:
         raise ValueError("config.ckpt is required (our run directory or an original .pt)")
     if str(c.ckpt) and not os.path.exists(str(c.ckpt)):
         raise ValueError(f"config.ckpt={c.ckpt!r}: no such file or run directory")
+    if str(c.ckpt) and os.path.isdir(str(c.ckpt)) and not os.path.isdir(
+            os.path.join(str(c.ckpt), "checkpoints")):
+        raise ValueError(f"config.ckpt={c.ckpt!r} is a directory but not a run directory "
+                         "(no checkpoints/ inside); name a run directory or an original .pt")
+    out = str(c.get("out_json", "") or "")
+    if out and os.path.isdir(out):
+        raise ValueError(f"config.out_json={out!r} is a directory; name the result file")
+    if out and os.path.exists(os.path.dirname(os.path.abspath(out))) and not os.access(
+            os.path.dirname(os.path.abspath(out)), os.W_OK):
+        raise ValueError(f"config.out_json={out!r}: its folder is not writable")
     if not os.path.isdir(str(c.cache_root)):
         raise ValueError(f"config.cache_root={c.cache_root!r} is not a directory")
     try:
