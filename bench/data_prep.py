@@ -22,7 +22,6 @@ REPO = os.path.dirname(_HERE)
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, REPO)
 
-import argparse  # noqa: E402
 import glob  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402

@@ -28,7 +28,6 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
 import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
 
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402

@@ -17,7 +17,6 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
 import functools  # noqa: E402
 import glob  # noqa: E402
 import time  # noqa: E402

@@ -21,7 +21,6 @@ import sys
 _BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _BENCH_DIR]
 
-import argparse  # noqa: E402
 import time
 import warnings
 

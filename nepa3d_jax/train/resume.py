@@ -30,6 +30,7 @@ GUARDED_PREFIXES = ("data.", "train.", "seed")
 GUARDED_DERIVED = ("derived.global_batch", "derived.lr")
 FREE_FIELDS = frozenset({
     "data.prefetch", "data.validate", "data.pt_pool_pad", "data.ray_pool_pad",
+    "data.loader", "data.workers", "data.stage_dir",  # how batches are read, not which
     "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
     "train.eval_after", "train.lock_stale_hours", "train.allow_resume_changes",
     "train.num_steps", "train.epochs"})

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from nepa3d_jax.data import npz
 from nepa3d_jax.data.backends import backend_pools
 from nepa3d_jax.data.paths import path_seed
 from nepa3d_jax.data.records import CheckedRecord, flattened_link_hint
