@@ -137,3 +137,26 @@ def test_short_run_logs_diagnostics_and_records_the_verdict(tmp_path):
         assert saved["collapse"]["z_erank"] == pytest.approx(rows[-1]["z_erank"])
     # Same data and init: only the target differs, so the first losses differ.
     assert results["full"]["losses"][0][1] != pytest.approx(results["content"]["losses"][0][1])
+
+
+def test_diagnostics_are_computed_on_logged_steps_only():
+    """`step.when_logged`: the eigen-decompositions run where the loop logs (state.step + 1 a
+    multiple of `diagnostics_every`); elsewhere zeros with `diagnostics` 0, under jit."""
+    from nepa3d_jax.train import step as step_lib
+
+    z = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32))
+    present = jnp.ones((2, 5), bool)
+    spec = step_lib.StepSpec(sizes=None, tokens=None, diagnostics_every=3)
+    fn = jax.jit(lambda s: step_lib.when_logged(
+        spec, s, lambda: collapse.collapse_metrics(z, present, "z")))
+    want = collapse.collapse_metrics(z, present, "z")
+    for s in range(6):
+        out = fn(jnp.int32(s))
+        logged = (s + 1) % 3 == 0
+        assert float(out["diagnostics"]) == float(logged)
+        for k in ("z_std", "z_erank"):
+            assert float(out[k]) == (pytest.approx(float(want[k]), rel=1e-5) if logged else 0.0)
+    every_step = step_lib.StepSpec(sizes=None, tokens=None)
+    assert float(step_lib.when_logged(every_step, jnp.int32(0), lambda: dict(want))
+                 ["diagnostics"]) == 1.0
+    assert collapse.DIAGNOSTIC_KEYS >= {"z_std", "z_erank", "h_std", "h_erank"}

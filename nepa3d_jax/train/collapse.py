@@ -34,6 +34,9 @@ from nepa3d_jax.model.losses import cosine_similarity, nepa_token_mask
 # COLLAPSE_MIN_ERANK, is reported as a collapse.
 COLLAPSE_STD_FRACTION = 0.1
 COLLAPSE_MIN_ERANK = 2.0
+# The metrics `train.step` computes on logged steps only (see `step.when_logged`).
+DIAGNOSTIC_KEYS = frozenset({"z_std", "z_erank", "h_std", "h_erank", "target_typepos_share",
+                             "typepos_only_loss"})
 _EPS = 1e-12
 
 

@@ -24,6 +24,7 @@ from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
 from nepa3d_jax.train import divergence, evaluate, resume
+from nepa3d_jax.train import collapse
 from nepa3d_jax.train.collapse import collapse_report
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
@@ -211,6 +212,9 @@ class Trainer:
                     callback(step, metrics)
                 if step % log_every == 0 or step == total:
                     values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    if not values.pop("diagnostics", 1.0):  # a last step off the log grid
+                        values = {k: v for k, v in values.items()
+                                  if k not in collapse.DIAGNOSTIC_KEYS}
                     elapsed = max(time.perf_counter() - t_mark, 1e-9)
                     values.update(lr=float(self.derived.lr), tokens_per_s=tokens_since / elapsed,
                                   steps_per_s=steps_since / elapsed, epoch=epoch)

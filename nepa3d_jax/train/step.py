@@ -49,6 +49,9 @@ class StepSpec:
     dual_mask_type_aware: bool = False
     dual_mask_warmup_steps: int = 1
     seed: int = 0
+    # Collapse / shortcut diagnostics (`train.collapse`) on the steps the loop logs only: their
+    # eigen-decompositions are a fixed cost per step that an accelerator step would notice.
+    diagnostics_every: int = 1
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, sizes: Sizes,
@@ -67,7 +70,8 @@ class StepSpec:
             dual_mask_near=float(train.get("dual_mask_near", 0.0)),
             dual_mask_far=float(train.get("dual_mask_far", 0.0)),
             dual_mask_type_aware=bool(int(train.get("dual_mask_type_aware", 0))),
-            dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed))
+            dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed),
+            diagnostics_every=max(1, int(train.get("log_every_steps", 1))))
 
     @property
     def dual_mask_on(self) -> bool:
@@ -105,9 +109,9 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
         z_target = jax.lax.stop_gradient(_embed(model, params, feat, type_id))
         _, z_hat, h = model.apply({"params": params}, feat_in, type_id, is_causal=True)
         present = type_id != TYPE_MISSING_RAY
-        extra = {"mask_fraction": token_mask.mean(),
-                 **collapse.collapse_metrics(z_target, present, "z"),
-                 **collapse.collapse_metrics(h, present, "h")}
+        extra = {"mask_fraction": token_mask.mean(), **when_logged(spec, step, lambda: {
+            **collapse.collapse_metrics(z_target, present, "z"),
+            **collapse.collapse_metrics(h, present, "h")})}
         return losses.mae_loss(z_hat, z_target, token_mask), extra
 
     ramp = jnp.minimum(1.0, step.astype(jnp.float32) / float(spec.dual_mask_warmup_steps))
@@ -123,15 +127,36 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
             {"params": params}, feat, type_id, is_causal=True, attn_mask_BTT=attn_mask,
             method="forward_parts")
         target = content if spec.nepa_target == "content" else z
-        extra.update(collapse.shortcut_metrics(z, content, type_pos, type_id))
+        parts = (content, type_pos)
     else:  # a model without the split embedding: the full target only
         z, z_hat, h = model.apply({"params": params}, feat, type_id, is_causal=True,
                                   attn_mask_BTT=attn_mask)
-        target = z
+        target, parts = z, None
     present = type_id != TYPE_MISSING_RAY
-    extra.update(collapse.collapse_metrics(z, present, "z"))
-    extra.update(collapse.collapse_metrics(h, present, "h"))
+
+    def diagnostics() -> dict[str, jax.Array]:
+        out = {**collapse.collapse_metrics(z, present, "z"),
+               **collapse.collapse_metrics(h, present, "h")}
+        if parts is not None:
+            out.update(collapse.shortcut_metrics(z, *parts, type_id))
+        return out
+
+    extra.update(when_logged(spec, step, diagnostics))
     return losses.nepa_loss(target, z_hat, type_id), extra
+
+
+def when_logged(spec: StepSpec, step: jax.Array, fn: Callable[[], dict[str, jax.Array]]
+                ) -> dict[str, jax.Array]:
+    """`fn()` on the steps the loop logs (`state.step + 1` a multiple of `diagnostics_every`),
+    zeros elsewhere, plus `diagnostics` (1.0 where computed) so the loop can tell them apart."""
+    every = int(spec.diagnostics_every)
+    if every <= 1:
+        return {**fn(), "diagnostics": jnp.float32(1.0)}
+    on = (step + 1) % every == 0
+    shapes = jax.eval_shape(fn)
+    out = jax.lax.cond(on, fn, lambda: jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype),
+                                                    shapes))
+    return {**out, "diagnostics": on.astype(jnp.float32)}
 
 
 def _embed(model: Any, params: Any, feat: jax.Array, type_id: jax.Array) -> jax.Array:
