@@ -13,7 +13,7 @@ def _run(root, tag, abs_err, acc_per_seed, ckpt=None, seed_shift=0):
     """A results folder with a CPAC result + side file and a 3-seed classification result."""
     d = root / tag
     d.mkdir(parents=True)
-    paths = [f"/data/eval/c/s{i}.npz" for i in range(abs_err.shape[1])]
+    paths = [f"data/eval/c/s{i}.npz" for i in range(abs_err.shape[1])]
     n = abs_err.shape[1]
     side = {"paths": paths, "seeds": [0, 1], "stats": {"pretrained": {
         "abs_err": abs_err.tolist(), "sq_err": (abs_err ** 2).tolist(),
