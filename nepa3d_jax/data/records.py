@@ -84,8 +84,7 @@ class CheckedRecord(Mapping):
             a = self._z[key]
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
             raise CacheError(f"{self.path} [{key}]: corrupt array data ({e})") from e
-        if a.dtype.kind == "f" and key not in schema.NONFINITE_ALLOWED and not np.isfinite(a).all():
-            raise CacheError(f"{self.path} [{key}]: {int((~np.isfinite(a)).sum())} NaN/Inf values")
+        schema.reject_nonfinite(self.path, key, a)
         self._cache[key] = a
         return a
 

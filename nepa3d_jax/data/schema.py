@@ -61,6 +61,13 @@ KEY_SPECS: dict[str, KeySpec] = {
 # point-cloud distances it could not compute that way and the pointcloud backends recompute them.
 NONFINITE_ALLOWED = frozenset({"pt_dist_pc_pool"})
 
+
+def reject_nonfinite(path: str, key: str, a: np.ndarray) -> None:
+    """CacheError naming file and key when a float array (other than NONFINITE_ALLOWED) holds
+    NaN/Inf: the one value check of every cache reader (`.npz` and TFDS builds)."""
+    if a.dtype.kind == "f" and key not in NONFINITE_ALLOWED and not np.isfinite(a).all():
+        raise CacheError(f"{path} [{key}]: {int((~np.isfinite(a)).sum())} NaN/Inf values")
+
 # Which pool an FPS order indexes (checked: 0 <= order < len(pool), len(order) <= len(pool)).
 FPS_ORDER_OF = {"pt_fps_order": "pt_xyz_pool", "pc_fps_order": "pc_xyz"}
 

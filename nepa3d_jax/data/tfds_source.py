@@ -114,10 +114,7 @@ class TfdsRecord(Mapping):
             except (KeyError, IndexError, ValueError) as e:
                 raise CacheError(f"{self.path} [{key}]: record field does not hold "
                                  f"{h.dtype}{list(h.shape)} ({e})") from e
-            if (a.dtype.kind == "f" and key not in schema.NONFINITE_ALLOWED
-                    and not np.isfinite(a).all()):
-                raise CacheError(f"{self.path} [{key}]: {int((~np.isfinite(a)).sum())} "
-                                 "NaN/Inf values")
+            schema.reject_nonfinite(self.path, key, a)
             self._arrays[key] = a
         return a
 
