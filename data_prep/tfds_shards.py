@@ -142,6 +142,11 @@ def write_shard(job: ShardJob) -> tuple[str, int, int]:
                 _pause_hook()
         finally:
             writer.close()
+        fd = os.open(tmp, os.O_RDONLY)  # on disk before it gets its final name
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         atomic_write_text(final + SIZE_SUFFIX,
                           json.dumps(dict(records=len(job.files), bytes=nbytes)))
         os.replace(tmp, final)

@@ -39,8 +39,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep import tfds_shards
-from data_prep.atomic import atomic_write_text
+from data_prep import atomic, tfds_shards
 from data_prep.runner import process_context
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
@@ -189,6 +188,29 @@ def _write_shards(jobs: list[tfds_shards.ShardJob], workers: int) -> None:
                 raise
 
 
+def _open_staging(staging: str, plan: dict[str, Any], overwrite: bool, log) -> None:
+    """Keep a staging folder holding this plan (minus its temp files); else start it over."""
+    plan_path = os.path.join(staging, PLAN_FILE)
+    if os.path.isdir(staging):
+        try:
+            with open(plan_path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if overwrite or old != plan:
+            why = "--overwrite" if overwrite else _plan_change(old, plan)
+            log(f"{staging}: starting over ({why})")
+            shutil.rmtree(staging)
+        else:
+            for name in os.listdir(staging):  # files in flight when the last build died
+                if tfds_shards.TMP_INFIX in name or (name.startswith(atomic.TMP_PREFIX)
+                                                     and name.endswith(".part")):
+                    os.remove(os.path.join(staging, name))
+    if not os.path.isdir(staging):
+        os.makedirs(staging)
+        atomic.atomic_write_text(plan_path, json.dumps(plan))
+
+
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,
           shards: int = 0, overwrite: bool = False, log=print,
           drop_keys: Sequence[str] = ()) -> str:
@@ -209,27 +231,11 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
     log(f"{cache_root}: {n} shapes in {len(splits)} split(s) "
         f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e6:.1f} MB raw")
     plan = make_plan(index, cache_root, shards)
-    plan_path = os.path.join(staging, PLAN_FILE)
-    if os.path.isdir(staging):
-        try:
-            with open(plan_path) as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            old = None
-        if overwrite or old != plan:
-            log(f"{staging}: starting over ("
-                + ("--overwrite" if overwrite else _plan_change(old, plan)) + ")")
-            shutil.rmtree(staging)
-        else:
-            for name in os.listdir(staging):  # shards in flight when the last build died
-                if tfds_shards.TMP_INFIX in name:
-                    os.remove(os.path.join(staging, name))
-    if not os.path.isdir(staging):
-        os.makedirs(staging)
-        atomic_write_text(plan_path, json.dumps(plan))
+    _open_staging(staging, plan, overwrite, log)
+
+    spec = tfds_shards.spec_json(index)
     jobs = [tfds_shards.ShardJob(cache_root, staging, s, k, len(bounds),
-                                 tuple(index["splits"][s]["files"][a:b]),
-                                 tfds_shards.spec_json(index))
+                                 tuple(index["splits"][s]["files"][a:b]), spec)
             for s, bounds in plan["shards"].items() for k, (a, b) in enumerate(bounds)]
     names = {j: tfds_shards.shard_name(j.split, j.shard, j.num_shards) for j in jobs}
     todo = [j for j in jobs if tfds_shards.read_size(staging, names[j]) is None]
@@ -237,6 +243,7 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
         log(f"{staging}: resuming, {len(jobs) - len(todo)} of {len(jobs)} shards already "
             "there (kept)")
     _write_shards(todo, workers)
+
     sizes: dict[str, list[dict]] = {s: [] for s in plan["shards"]}
     for j in jobs:
         size = tfds_shards.read_size(staging, names[j])
@@ -244,10 +251,10 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
             raise RuntimeError(f"{staging}: shard {names[j]} missing after writing it")
         sizes[j.split].append(size)
     _write_metadata(staging, index, sizes)
-    for j in jobs:
+    for j in jobs:  # the bookkeeping goes, then one rename publishes the build
         os.remove(os.path.join(staging, names[j] + tfds_shards.SIZE_SUFFIX))
-    os.remove(plan_path)
-    if os.path.isdir(target):  # not a build (checked above): a partial leftover of ours
+    os.remove(os.path.join(staging, PLAN_FILE))
+    if os.path.isdir(target):  # not a build (checked above): a partial leftover
         shutil.rmtree(target)
     os.rename(staging, target)
     built = tfds_source.find_build(target)
@@ -256,13 +263,15 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
     log(f"{target}: {len(todo)} shard(s) written, {len(jobs) - len(todo)} kept")
     return built
 
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.to_tfds", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
     ap.add_argument("--out_dir", required=True)
     ap.add_argument("--splits", default="", help="comma-separated; default: every split folder")
-    ap.add_argument("--workers", type=int, default=1, help="processes, each writing one shard at a time")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes writing shards (one shard each at a time)")
     ap.add_argument("--shards", type=int, default=0,
                     help=f"shards per split; 0: one per {SHARD_BYTES >> 20} MiB of the largest")
     ap.add_argument("--overwrite", action="store_true")

@@ -128,7 +128,8 @@ def _killed_build(cache, out, records):
     try:
         deadline, seen = time.monotonic() + 120, []
         while "paused" not in seen:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            left = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], left)
             line = proc.stdout.readline() if ready else ""
             assert line, f"build ended or stalled before pausing: {seen}"
             seen.append(line.strip())
@@ -138,7 +139,8 @@ def _killed_build(cache, out, records):
         proc.wait()
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
-    staging = out / tfds_source.BUILD_NAME / (tfds_source.BUILD_VERSION + tfds_source.STAGING_SUFFIX)
+    staging = out / tfds_source.BUILD_NAME / (tfds_source.BUILD_VERSION
+                                              + tfds_source.STAGING_SUFFIX)
     assert staging.is_dir() and tfds_source.find_build(out) is None
     return staging
 
