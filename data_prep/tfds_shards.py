@@ -9,6 +9,10 @@ bytes), so a build, resumed or not, is reproducible byte for byte.
 The shard goes to `<name>.tmp-<pid>` and is renamed when complete, after its size file
 (`<name>.size.json`: records and serialized bytes, for `dataset_info.json`), so a shard with its
 final name is always whole and a resumed build knows its sizes without reading it.
+
+Test hook (one place, read by `write_shard`): with `NEPA3D_TO_TFDS_PAUSE_AFTER_RECORDS=n` in the
+environment, a process that has written n records prints `paused` and sleeps, so a test can
+SIGKILL a build midway at a known point (tests/test_tfds.py).
 """
 
 from __future__ import annotations
@@ -33,8 +37,6 @@ RECORD_OPTIONS = "group_size:1,uncompressed"
 SIZE_SUFFIX = ".size.json"
 TMP_INFIX = ".tmp-"
 
-# Test hook (tests/test_tfds.py, the kill-and-resume test): after this many records written in
-# one process, print "paused" and sleep so that the test can SIGKILL the build mid-shard.
 PAUSE_ENV = "NEPA3D_TO_TFDS_PAUSE_AFTER_RECORDS"
 _written = 0
 
