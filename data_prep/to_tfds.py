@@ -12,38 +12,44 @@ vary); `metadata.json` holds the record order and per-record lengths (see
 `nepa3d_jax.data.tfds_source`). Records keep the folder's sorted file order (tfds shuffling is
 disabled), so a run reading the build sees the same sample stream as one reading the folder.
 
-Atomic and resumable: tfds writes into `incomplete.*` and renames the finished version folder;
-a second call finds it and returns at once (`--overwrite` rebuilds). A killed build leaves no
-usable-looking output. The corpus is checked first (headers of every file); a bad file stops
-the build with a list naming file and key, since skipping it would shift every sample index.
-TensorFlow is not needed (tfds' numpy path, `array_record` writer).
+Atomic and resumable, like the other data_prep tools: the corpus is checked first (headers of
+every file; a bad file stops the build with a list naming file and key, since skipping it
+would shift every sample index). Each shard (a contiguous block of a split's sorted files) is
+then written by one worker process (`--workers` shards at a time, `data_prep.tfds_shards`) into
+the staging folder `<out>/nepa3d_caches/<version>.incomplete/`, which also holds the plan
+(index, shard assignment, source sizes and mtimes). A build killed midway is finished by the
+next call with the same plan: it writes only the missing shards; a changed corpus starts over.
+tfds then writes its metadata files and the staging folder is renamed to the version folder, so
+a finished build is found at once (`--overwrite` rebuilds). TensorFlow is not needed (tfds'
+numpy path, `array_record` writer). Test hook: `tfds_shards.PAUSE_ENV`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import concurrent.futures as cf
+import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
+from data_prep import atomic, tfds_shards
 from data_prep.runner import process_context
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
-
-# ArrayRecord writer options: one record per chunk (random access, tfds' own choice) and no
-# compression. tfds' adapter keeps the library default (brotli), which would put a decompression
-# back on every read, the cost this form exists to remove.
-RECORD_OPTIONS = "group_size:1,uncompressed"
+from nepa3d_jax.workers import process_pool
 
 # Target shard size: large enough to keep the file count small on Lustre/GPFS, small enough that
 # many workers read different shards (tfds' own default is similar).
 SHARD_BYTES = 512 << 20
+
+PLAN_FILE = "plan.json"
 
 
 def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8,
@@ -97,96 +103,122 @@ def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8,
     return index
 
 
-def _read_example(args: tuple[str, str, str, int, tuple[str, ...]]) -> dict[str, Any]:
-    path, rel, split, label, keys = args
-    arrays = schema.load_cache(path, keys)
-    ex: dict[str, Any] = dict(arrays)
-    ex[tfds_source.PATH_FEATURE] = rel
-    ex[tfds_source.SPLIT_FEATURE] = split
-    ex[tfds_source.LABEL_FEATURE] = label
-    return ex
+def make_plan(index: dict[str, Any], cache_root: str, shards: int = 0) -> dict[str, Any]:
+    """What a build writes: the index, each split's shards as [start, end) of its file list
+    (tfds' own boundaries), and each source file's size and mtime (a rewritten file changes
+    the plan, so a resumed build never mixes two versions of a corpus)."""
+    from tensorflow_datasets.core.utils import shard_utils
+
+    n = shards or max(1, -(-max(index["bytes_per_split"].values()) // SHARD_BYTES))
+    plan: dict[str, Any] = dict(index=index, options=tfds_shards.RECORD_OPTIONS, shards={},
+                                sources={})
+    for split, entry in index["splits"].items():
+        count = len(entry["files"])
+        ends = shard_utils.get_shard_boundaries(count, min(n, count))
+        plan["shards"][split] = [[a, b] for a, b in zip([0, *ends[:-1]], ends)]
+        stats = [os.stat(os.path.join(cache_root, rel)) for rel in entry["files"]]
+        plan["sources"][split] = [[st.st_size, st.st_mtime_ns] for st in stats]
+    return json.loads(json.dumps(plan))  # as it reads back from plan.json
 
 
-def make_builder(index: dict[str, Any], cache_root: str, out_dir: str, workers: int,
-                 shards: int = 0):
-    """A tfds builder for this index (the class is made here so tfds stays an optional import
-    for every other tool)."""
+def _plan_change(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """Why a staged plan cannot be resumed, in words."""
+    if old is None:
+        return "its plan.json is missing or unreadable"
+    o_idx, n_idx = old.get("index", {}), new["index"]
+    o_splits, n_splits = o_idx.get("splits", {}), n_idx["splits"]
+    if sorted(o_splits) != sorted(n_splits):
+        return f"splits {sorted(o_splits)} -> {sorted(n_splits)}"
+    for s in n_splits:
+        a, b = o_splits[s].get("files", []), n_splits[s]["files"]
+        if a != b:
+            return f"split {s}: {len(a)} -> {len(b)} files ({sorted(set(a) ^ set(b))[:3]} differ)"
+    for key, what in (("sources", "a source file's size or mtime changed"),
+                      ("shards", "the shard count changed")):
+        if old.get(key) != new[key]:
+            return what
+    return "the index (keys, shapes, classes or source root) changed"
+
+
+def _write_metadata(staging: str, index: dict[str, Any], sizes: dict[str, list[dict]]) -> None:
+    """dataset_info.json, features.json, label.labels.txt and metadata.json, by tfds itself."""
     import tensorflow_datasets as tfds
+    from etils import epath
+    from tensorflow_datasets.core import dataset_info, file_adapters, naming
+    from tensorflow_datasets.core import splits as split_lib
 
-    class Nepa3dCaches(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-        """NEPA-3D shape caches, one record per shape."""
-        VERSION = tfds.core.Version(tfds_source.BUILD_VERSION)
-        RELEASE_NOTES = {tfds_source.BUILD_VERSION: "Raw arrays of the .npz caches."}
-
-        def _info(self):
-            feats: dict[str, Any] = {
-                k: tfds.features.Tensor(shape=tuple(s["shape"]), dtype=np.dtype(s["dtype"]),
-                                        encoding=tfds.features.Encoding.BYTES)
-                for k, s in index["spec"].items()}
-            feats[tfds_source.LABEL_FEATURE] = tfds.features.ClassLabel(names=index["classes"])
-            feats[tfds_source.PATH_FEATURE] = tfds.features.Text()
-            feats[tfds_source.SPLIT_FEATURE] = tfds.features.Text()
-            return tfds.core.DatasetInfo(
-                builder=self, description=__doc__.split("\n")[0],
-                disable_shuffling=True,  # record i == i-th file of the sorted folder
-                features=tfds.features.FeaturesDict(feats),
-                metadata=tfds.core.MetadataDict({tfds_source.INDEX_KEY: index}))
-
-        def _split_generators(self, dl_manager):
-            return {s: self._generate_examples(s) for s in index["splits"]}
-
-        def _generate_examples(self, split: str = "train") -> Iterator[tuple[int, dict]]:
-            keys = tuple(index["spec"])
-            jobs = [(os.path.join(cache_root, rel), rel, split,
-                     index["classes"].index(rel.split("/")[-2]), keys)
-                    for rel in index["splits"][split]["files"]]
-            with contextlib.ExitStack() as stack:
-                if workers > 1 and len(jobs) > 1:
-                    pool = stack.enter_context(process_context().Pool(workers))
-                    it = pool.imap(_read_example, jobs, chunksize=4)  # ordered
-                else:
-                    it = map(_read_example, jobs)
-                yield from enumerate(it)
-
-    cfg = dict(num_shards=shards or None)
-    if not shards:
-        total = max(index["bytes_per_split"].values())
-        cfg["num_shards"] = max(1, -(-total // SHARD_BYTES))
-    builder = Nepa3dCaches(data_dir=out_dir, file_format="array_record")
-    return builder, tfds.download.DownloadConfig(**cfg)
+    identity = dataset_info.DatasetIdentity(
+        name=tfds_source.BUILD_NAME, version=tfds.core.Version(tfds_source.BUILD_VERSION),
+        data_dir=staging, module_name="data_prep.to_tfds",
+        release_notes={tfds_source.BUILD_VERSION: "Raw arrays of the .npz caches."})
+    info = tfds.core.DatasetInfo(
+        builder=identity, description=__doc__.split("\n")[0],
+        disable_shuffling=True,  # record i == i-th file of the sorted folder
+        features=tfds_shards.features_of(tfds_shards.spec_json(index)),
+        metadata=tfds.core.MetadataDict({tfds_source.INDEX_KEY: index}))
+    info.set_file_format(file_adapters.FileFormat.ARRAY_RECORD)
+    template = naming.ShardedFileTemplate(
+        data_dir=epath.Path(staging), template=naming.DEFAULT_FILENAME_TEMPLATE,
+        dataset_name=tfds_source.BUILD_NAME, filetype_suffix="array_record")
+    info.set_splits(split_lib.SplitDict([
+        split_lib.SplitInfo(name=s, shard_lengths=[z["records"] for z in sz],
+                            num_bytes=sum(z["bytes"] for z in sz),
+                            filename_template=template.replace(split=s))
+        for s, sz in sizes.items()]))
+    info.write_to_directory(staging)
 
 
-@contextlib.contextmanager
-def _uncompressed_array_record() -> Iterator[None]:
-    """tfds' ArrayRecord adapter, writing with RECORD_OPTIONS, for the duration of a build."""
-    from array_record.python import array_record_module
-    from tensorflow_datasets.core import file_adapters as fa
+def _write_shards(jobs: list[tfds_shards.ShardJob], workers: int) -> None:
+    """Each job in one process (`workers` at a time), a tqdm bar like the other tools."""
+    with tqdm(total=len(jobs), desc="shards", unit="shard", mininterval=1.0,
+              file=sys.stderr) as bar:
+        if workers <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                tfds_shards.write_shard(job)
+                bar.update(1)
+            return
+        with process_pool(min(workers, len(jobs)), process_context()) as ex:
+            futures = [ex.submit(tfds_shards.write_shard, j) for j in jobs]
+            try:
+                for fut in cf.as_completed(futures):
+                    fut.result()
+                    bar.update(1)
+            except BaseException:
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
 
-    class RawArrayRecord(fa.ArrayRecordFileAdapter):
-        @classmethod
-        def write_examples(cls, path, iterator):
-            writer = array_record_module.ArrayRecordWriter(os.fspath(path), RECORD_OPTIONS)
-            for _, serialized in iterator:
-                writer.write(serialized)
-            writer.close()
-            return None
 
-    fmt = fa.FileFormat.ARRAY_RECORD
-    old = fa.ADAPTER_FOR_FORMAT[fmt]
-    fa.ADAPTER_FOR_FORMAT[fmt] = RawArrayRecord
-    try:
-        yield
-    finally:
-        fa.ADAPTER_FOR_FORMAT[fmt] = old
+def _open_staging(staging: str, plan: dict[str, Any], overwrite: bool, log) -> None:
+    """Keep a staging folder holding this plan (minus its temp files); else start it over."""
+    plan_path = os.path.join(staging, PLAN_FILE)
+    if os.path.isdir(staging):
+        try:
+            with open(plan_path) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if overwrite or old != plan:
+            why = "--overwrite" if overwrite else _plan_change(old, plan)
+            log(f"{staging}: starting over ({why})")
+            shutil.rmtree(staging)
+        else:
+            for name in os.listdir(staging):  # files in flight when the last build died
+                if tfds_shards.TMP_INFIX in name or (name.startswith(atomic.TMP_PREFIX)
+                                                     and name.endswith(".part")):
+                    os.remove(os.path.join(staging, name))
+    if not os.path.isdir(staging):
+        os.makedirs(staging)
+        atomic.atomic_write_text(plan_path, json.dumps(plan))
 
 
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,
           shards: int = 0, overwrite: bool = False, log=print,
           drop_keys: Sequence[str] = ()) -> str:
-    """Build (or find) the TFDS dataset of `cache_root`; returns the versioned build folder."""
+    """Build (finish, or find) the TFDS dataset of `cache_root`; returns the version folder."""
     if not os.path.isdir(cache_root):
         raise CacheError(f"{cache_root}: cache root does not exist or is not a directory")
     target = os.path.join(out_dir, tfds_source.BUILD_NAME, tfds_source.BUILD_VERSION)
+    staging = target + tfds_source.STAGING_SUFFIX
     if tfds_source.find_build(target):
         if not overwrite:
             log(f"{target}: already built (use --overwrite to rebuild)")
@@ -198,12 +230,37 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
     n = sum(len(s["files"]) for s in index["splits"].values())
     log(f"{cache_root}: {n} shapes in {len(splits)} split(s) "
         f"({', '.join(splits)}), {sum(index['bytes_per_split'].values()) / 1e6:.1f} MB raw")
-    builder, dl_config = make_builder(index, cache_root, out_dir, workers, shards)
-    with _uncompressed_array_record():
-        builder.download_and_prepare(download_config=dl_config)
+    plan = make_plan(index, cache_root, shards)
+    _open_staging(staging, plan, overwrite, log)
+
+    spec = tfds_shards.spec_json(index)
+    jobs = [tfds_shards.ShardJob(cache_root, staging, s, k, len(bounds),
+                                 tuple(index["splits"][s]["files"][a:b]), spec)
+            for s, bounds in plan["shards"].items() for k, (a, b) in enumerate(bounds)]
+    names = {j: tfds_shards.shard_name(j.split, j.shard, j.num_shards) for j in jobs}
+    todo = [j for j in jobs if tfds_shards.read_size(staging, names[j]) is None]
+    if len(todo) < len(jobs):
+        log(f"{staging}: resuming, {len(jobs) - len(todo)} of {len(jobs)} shards already "
+            "there (kept)")
+    _write_shards(todo, workers)
+
+    sizes: dict[str, list[dict]] = {s: [] for s in plan["shards"]}
+    for j in jobs:
+        size = tfds_shards.read_size(staging, names[j])
+        if size is None or size["records"] != len(j.files):
+            raise RuntimeError(f"{staging}: shard {names[j]} missing after writing it")
+        sizes[j.split].append(size)
+    _write_metadata(staging, index, sizes)
+    for j in jobs:  # the bookkeeping goes, then one rename publishes the build
+        os.remove(os.path.join(staging, names[j] + tfds_shards.SIZE_SUFFIX))
+    os.remove(os.path.join(staging, PLAN_FILE))
+    if os.path.isdir(target):  # not a build (checked above): a partial leftover
+        shutil.rmtree(target)
+    os.rename(staging, target)
     built = tfds_source.find_build(target)
     if built is None:
-        raise RuntimeError(f"tfds finished but {target} is not a readable build")
+        raise RuntimeError(f"{target} is not a readable build after writing it")
+    log(f"{target}: {len(todo)} shard(s) written, {len(jobs) - len(todo)} kept")
     return built
 
 
@@ -213,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache_root", required=True)
     ap.add_argument("--out_dir", required=True)
     ap.add_argument("--splits", default="", help="comma-separated; default: every split folder")
-    ap.add_argument("--workers", type=int, default=1, help="processes reading the .npz files")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes writing shards (one shard each at a time)")
     ap.add_argument("--shards", type=int, default=0,
                     help=f"shards per split; 0: one per {SHARD_BYTES >> 20} MiB of the largest")
     ap.add_argument("--overwrite", action="store_true")

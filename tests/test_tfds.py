@@ -1,11 +1,17 @@
 """The TFDS (ArrayRecord) form of a cache root: built from a small synthetic corpus, it holds
-every array raw in folder order, trains to the same losses as the `.npz` folder (read by grain
-worker processes), resumes bit-exactly, and corrupt shards fail naming shard and record."""
+every array raw in folder order (read by tfds itself too), trains to the same losses as the
+`.npz` folder (read by grain worker processes), resumes bit-exactly, and corrupt shards fail
+naming shard and record. A SIGKILLed build resumes writing only its missing shards (a changed
+corpus starts over) and ends byte for byte equal to a clean one."""
 
 import os
 import pathlib
+import select
 import shutil
 import signal
+import subprocess
+import sys
+import time
 import zipfile
 
 import jax
@@ -13,7 +19,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from data_prep import to_tfds, validate
+from data_prep import tfds_shards, to_tfds, validate
 from data_prep.synthetic import build_synthetic_corpus
 from nepa3d_jax.config import load_config
 from nepa3d_jax.data import schema, sources, staging, tfds_source
@@ -88,6 +94,108 @@ def test_second_build_returns_at_once_and_a_bad_file_stops_the_build(corpus, tmp
     with pytest.raises(CacheError, match=f"{victim}.*truncated"):
         to_tfds.build(str(bad_root), str(tmp_path / "out"), log=lambda *a: None)
     assert tfds_source.find_build(tmp_path / "out") is None
+
+
+def test_tfds_own_reader_decodes_the_npz_arrays(corpus):
+    """tfds itself (`builder_from_directory(...).as_data_source()`) reads the build: record i
+    of a split holds the arrays, path and label of the split's i-th `.npz` file."""
+    import tensorflow_datasets as tfds
+
+    cache, build = corpus
+    source = tfds.builder_from_directory(str(build)).as_data_source()
+    classes = tfds_source.read_index(str(build))["classes"]
+    for split in ("train", "test"):
+        files = schema.list_cache_files(str(cache), split)
+        assert len(source[split]) == len(files)
+        for i, f in enumerate(files):
+            rec = source[split][i]
+            want = schema.load_cache(f, list(schema.read_headers(f)))
+            assert rec["path"].decode() == os.path.relpath(f, cache)
+            assert rec["split"].decode() == split
+            assert rec["label"] == classes.index(pathlib.Path(f).parent.name)
+            for k, a in want.items():
+                assert rec[k].dtype == a.dtype and rec[k].tobytes() == a.tobytes(), (f, k)
+
+
+def _killed_build(cache, out, records):
+    """Run the build in a subprocess (train split, 3 shards, 1 worker), SIGKILL it once it has
+    written `records` records (the module's pause hook says so on stdout); its staging folder."""
+    env = dict(os.environ, **{tfds_shards.PAUSE_ENV: str(records)})
+    cmd = [sys.executable, "-m", "data_prep.to_tfds", "--cache_root", str(cache), "--out_dir",
+           str(out), "--splits", "train", "--shards", "3", "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline, seen = time.monotonic() + 120, []
+        while "paused" not in seen:
+            left = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            line = proc.stdout.readline() if ready else ""
+            assert line, f"build ended or stalled before pausing: {seen}"
+            seen.append(line.strip())
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    staging = out / tfds_source.BUILD_NAME / (tfds_source.BUILD_VERSION
+                                              + tfds_source.STAGING_SUFFIX)
+    assert staging.is_dir() and tfds_source.find_build(out) is None
+    return staging
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_killed_build_resumes_writing_only_the_missing_shards(corpus, tmp_path):
+    cache, _ = corpus
+    out = tmp_path / "out"
+    # 4 train shapes in 3 shards of 1, 2, 1 records: killed inside the second shard.
+    staging = _killed_build(cache, out, records=2)
+    first = tfds_shards.shard_name("train", 0, 3)
+    names = sorted(p.name for p in staging.iterdir())
+    assert first in names and tfds_shards.shard_name("train", 1, 3) not in names
+    assert any(tfds_shards.TMP_INFIX in n for n in names), names  # the shard in flight
+    st = (staging / first).stat()
+
+    lines = []
+    build = pathlib.Path(to_tfds.build(str(cache), str(out), ["train"], shards=3,
+                                       log=lines.append))
+    assert any("resuming, 1 of 3 shards already there" in ln for ln in lines), lines
+    kept = (build / first).stat()
+    assert (kept.st_ino, kept.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)  # not rewritten
+    assert not staging.exists()
+    # A clean build, its shards written by 2 worker processes at once, is the same byte for
+    # byte: shards, metadata.json, dataset_info.json.
+    clean = pathlib.Path(to_tfds.build(str(cache), str(tmp_path / "clean"), ["train"], workers=2,
+                                       shards=3, log=lambda *a: None))
+    resumed = _files(build)
+    assert resumed == _files(clean)
+    assert sum(n.startswith(f"{tfds_source.BUILD_NAME}-train.") for n in resumed) == 3
+
+
+def test_killed_build_of_a_changed_corpus_starts_over(corpus, tmp_path):
+    cache, _ = corpus
+    root = tmp_path / "cache"
+    shutil.copytree(cache / "train", root / "train")
+    out = tmp_path / "out"
+    staging = _killed_build(root, out, records=2)
+    gone = sorted((root / "train" / "box").iterdir())[0]
+    gone.unlink()
+
+    lines = []
+    build = to_tfds.build(str(root), str(out), ["train"], shards=3, log=lines.append)
+    assert any("starting over (split train: 4 -> 3 files" in ln for ln in lines), lines
+    assert not any("resuming" in ln for ln in lines) and not staging.exists()
+    src = sources.open_split(build, "train")
+    assert src.rel_paths == [os.path.relpath(f, root)
+                             for f in schema.list_cache_files(str(root), "train")]
+    assert len(src) == 3 and str(gone.relative_to(root)) not in src.rel_paths
+    clean = to_tfds.build(str(root), str(tmp_path / "clean"), ["train"], shards=3,
+                          log=lambda *a: None)
+    assert _files(pathlib.Path(build)) == _files(pathlib.Path(clean))
 
 
 def _damaged_copy(build, tmp_path, how):

@@ -27,8 +27,9 @@ import numpy as np
 from nepa3d_jax.data import schema
 from nepa3d_jax.data.schema import CacheError
 
-BUILD_NAME = "nepa3d_caches"       # tfds dataset name (the builder class is Nepa3dCaches)
+BUILD_NAME = "nepa3d_caches"       # tfds dataset name (folder and shard file prefix)
 BUILD_VERSION = "1.0.0"
+STAGING_SUFFIX = ".incomplete"     # `<version>.incomplete`: a build being written, never read
 INDEX_FORMAT = 1                   # layout of our part of metadata.json
 INDEX_KEY = "nepa3d_index"         # the metadata.json entry holding it
 PATH_FEATURE, SPLIT_FEATURE, LABEL_FEATURE = "path", "split", "label"
@@ -57,8 +58,8 @@ def find_build(path: str | os.PathLike) -> str | None:
     for base in (os.path.join(path, BUILD_NAME), path):
         if not os.path.isdir(base):
             continue
-        versions = sorted((v for v in os.listdir(base) if is_build(os.path.join(base, v))),
-                          key=_version_key)
+        versions = sorted((v for v in os.listdir(base) if not v.endswith(STAGING_SUFFIX)
+                           and is_build(os.path.join(base, v))), key=_version_key)
         if versions:
             return os.path.join(base, versions[-1])
     return None
