@@ -4,6 +4,7 @@ every array raw in folder order (read by tfds itself too), trains to the same lo
 naming shard and record. A SIGKILLed build resumes writing only its missing shards (a changed
 corpus starts over) and ends byte for byte equal to a clean one."""
 
+import gc
 import os
 import pathlib
 import select
@@ -23,6 +24,7 @@ from data_prep import tfds_shards, to_tfds, validate
 from data_prep.synthetic import build_synthetic_corpus
 from nepa3d_jax.config import load_config
 from nepa3d_jax.data import schema, sources, staging, tfds_source
+from nepa3d_jax.data import workers as workers_lib
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.train import loop
@@ -275,6 +277,62 @@ def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
             for k in want:
                 np.testing.assert_array_equal(got[k], want[k], err_msg=k)
         assert a.get_state() == b.get_state() == {"epoch": 1, "step": 1}
+        # The big arrays arrive as views of named shared-memory blocks (no copy on either
+        # side); a block is unlinked once the last view of it is dropped.
+        held = next(b)
+        mine = {_block_of(held["pt_xyz"]), _block_of(held["pt_dist"])}
+        assert mine <= _blocks()
+        del held, got, want, first
+        _wait_until(lambda: not (mine & _blocks()), "a dropped batch's blocks were not unlinked")
+    # Closing the loader leaves no block behind (a batch built ahead included).
+    _wait_until(lambda: not _blocks(), "blocks left after close")
+
+
+def _blocks() -> set:
+    """Shared-memory blocks that loader workers made for this (test) process."""
+    prefix = f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-"
+    return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}
+
+
+def _block_of(a) -> str:
+    return a.base.shm.name
+
+
+def _wait_until(cond, what, timeout=10.0):
+    """Blocks are closed by grain's background thread: poll, do not sleep a fixed time."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        gc.collect()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_path):
+    cache, build = corpus
+    dst, shard = _damaged_copy(build, tmp_path, "truncate")
+    cfg = data_cfg(dst.parent.parent, "processes", prefetch=1, validate="header", workers=1,
+                   mix={"a": dict(cache_root=str(dst.parent.parent), split="train",
+                                  backend="mesh", weight=1.0)}, mix_num_samples=8)
+    with InputPipeline(cfg, 8, process_index=0, process_count=1) as pipe:
+        with pytest.raises(CacheError, match=f"{shard} record \\d+ "):
+            next(pipe)
+    _wait_until(lambda: not _blocks(), "a failed batch left blocks behind")
+
+    # A record error comes before any block is made; a failure after (stacking, a signal)
+    # must unlink the blocks already made, since no queue will ever hand them on.
+    class FailsAfterAlloc:
+        def position(self, k):
+            return 0, k
+
+        def batch_at(self, epoch, step, alloc):
+            self.made = alloc((64, 1024), np.float32)
+            raise ValueError("after the allocation")
+
+    reader = FailsAfterAlloc()
+    with pytest.raises(ValueError, match="after the allocation"):
+        workers_lib.SharedBatch(reader)(0)
+    assert reader.made.shm.name.startswith(workers_lib.BLOCK_PREFIX)
+    assert not _blocks()
 
 
 def train_config(root, workdir, loader):

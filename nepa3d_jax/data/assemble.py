@@ -49,16 +49,25 @@ class BatchReader:
         return out
 
     def batch_at(self, epoch: int, step: int,
-                 map_fn: Callable[..., Iterable[Any]] = map) -> dict[str, np.ndarray]:
-        """This process's shard of the batch at (epoch, step), stacked (B_local, ...)."""
+                 map_fn: Callable[..., Iterable[Any]] = map,
+                 alloc: Callable[[tuple[int, ...], Any], np.ndarray] = np.empty,
+                 ) -> dict[str, np.ndarray]:
+        """This process's shard of the batch at (epoch, step), stacked (B_local, ...).
+
+        `alloc(shape, dtype)` makes each batch array; the worker processes pass a shared-memory
+        allocator, so the batch is stacked straight into the block the consumer maps."""
         if not 0 <= step < self.steps_per_epoch:
             raise IndexError(f"step {step} outside the epoch (0..{self.steps_per_epoch - 1})")
         lo = self.process_index * self.local_batch
         idx = self.global_indices(epoch, step)[lo:lo + self.local_batch]
         ids = step * self.global_batch + lo + np.arange(self.local_batch)
         samples = list(map_fn(self.load, idx.tolist(), ids.tolist()))
-        return {k: np.stack([s[k] for s in samples]).astype(BATCH_DTYPES[k], copy=False)
-                for k in BATCH_DTYPES}
+        out = {}
+        for k, dtype in BATCH_DTYPES.items():
+            rows = [s[k] for s in samples]
+            out[k] = alloc((len(rows), *np.shape(rows[0])), dtype)
+            np.stack(rows, out=out[k], casting="unsafe")  # as astype
+        return out
 
     def position(self, k: int) -> tuple[int, int]:
         return divmod(int(k), self.steps_per_epoch)

@@ -7,12 +7,21 @@ keeps element order deterministic (worker w builds elements w, w + n, ...). The 
 whole local batch at linear step k (`assemble.BatchReader`), a pure function of k, so the
 iterator position stays our `{"epoch", "step"}` and a restore simply starts the dataset at the
 saved k: resume is bit-exact without storing grain's own iterator state.
+
+The batch crosses the process boundary with no copy on either side: a worker stacks it straight
+into shared-memory blocks (`SharedBatch`; grain passes a block it is handed by name), and the
+consumer hands views of the mapped blocks on (each block is unlinked when the last view of it
+is dropped). The two copies this saves, into fresh shared memory in the worker and out of it in
+the consumer, cost more CPU than reading the record (bench/input_pipeline.py, docs/performance.md).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import secrets
 import sys
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -53,6 +62,44 @@ def _ensure_absl_flags() -> None:
         flags.FLAGS.mark_as_parsed()
 
 
+# Arrays smaller than this travel pickled (a shared-memory block costs a file and a mapping).
+SHARED_MIN_BYTES = 16 << 10
+BLOCK_PREFIX = "nepa3d-batch-"
+
+
+class SharedBatch:
+    """The grain element function: batch k of `reader`, its arrays allocated in shared memory.
+
+    Blocks are named `<BLOCK_PREFIX><consumer pid>-<random>` (in /dev/shm on Linux), so what a
+    run holds, or what a killed run left behind, can be told apart from other programs' blocks.
+    """
+
+    def __init__(self, reader: BatchReader):
+        self.reader = reader
+        self.owner = os.getpid()  # the consuming process (this object is pickled to workers)
+
+    def __call__(self, k: int) -> dict[str, np.ndarray]:
+        from grain.multiprocessing import SharedMemoryArray
+
+        blocks: list[Any] = []
+
+        def alloc(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            if size < SHARED_MIN_BYTES:
+                return np.empty(shape, dtype)  # counts, ids, labels: pickled, no block
+            shm = shared_memory.SharedMemory(
+                name=f"{BLOCK_PREFIX}{self.owner}-{secrets.token_hex(6)}", create=True, size=size)
+            blocks.append(SharedMemoryArray.from_shared_memory(shm, shape, dtype))
+            return blocks[-1]
+
+        try:
+            return self.reader.batch_at(*self.reader.position(k), alloc=alloc)
+        except BaseException:
+            for b in blocks:  # the error goes to the consumer; the blocks must not outlive it
+                b.shm.unlink()
+            raise
+
+
 class ProcessLoader:
     """Iterator of batches k0, k0 + 1, ... built by `workers` processes."""
 
@@ -60,10 +107,13 @@ class ProcessLoader:
         import grain
 
         _ensure_absl_flags()
-        # One batch at a time per worker (parallelism is across processes; grain's default of
-        # 16 threads per worker would only multiply memory and contention).
-        read = grain.ReadOptions(num_threads=1, prefetch_buffer_size=1)
-        ds = (grain.MapDataset.range(int(start), _END).map(reader).to_iter_dataset(read)
+        # One batch at a time per worker, built in the worker's main thread (parallelism is
+        # across processes; grain's default of 16 threads per worker would only multiply memory
+        # and contention). No read-ahead inside the worker either: a batch built ahead sits in
+        # shared memory that no queue knows of, so grain could not unlink it on close.
+        read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+        ds = (grain.MapDataset.range(int(start), _END).map(SharedBatch(reader))
+              .to_iter_dataset(read)
               .mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
                   num_workers=int(workers), per_worker_buffer_size=max(1, int(buffer))),
                   worker_init_fn=tune_malloc))
@@ -71,12 +121,9 @@ class ProcessLoader:
         self._it: Any = iter(ds)
 
     def __next__(self) -> dict[str, np.ndarray]:
-        shared = next(self._it)
-        # Plain copies (~1 ms a batch): the shared-memory block is unlinked here and now, not
-        # whenever the caller happens to drop the batch (or at interpreter exit).
-        out = {k: np.array(v, copy=True) for k, v in shared.items()}
-        del shared
-        return out
+        # Plain ndarray views of the mapped blocks: the block stays mapped (and linked) while
+        # any view of it lives, e.g. inside a device array that aliases host memory on CPU.
+        return {k: v.view(np.ndarray) for k, v in next(self._it).items()}
 
     def close(self) -> None:
         if self._it is not None:
