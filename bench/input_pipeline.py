@@ -7,7 +7,8 @@ ray_pool 8000, 64^3 grids; >= --shapes training shapes per cache root; pt_fps_or
 by `data_prep.add_fps_order`, as the plan's runs have it), times the preset's mixture for:
 `.npz` zlib-compressed (the original's format), `.npz` uncompressed (`--compress none`) and the
 TFDS build (`data_prep.to_tfds`), on the thread loader and on grain worker processes, with 1
-and 2 workers. Each figure is batches of 16 after workers + 1 warm-up batches (worker start-up excluded).
+and 2 workers. Each figure is --batches batches of 16 after workers + 1 warm-up batches (worker
+start-up excluded); with --repeats N, the median of N rounds over all cases.
 With --reference-src, the original's `Dataset.__getitem__` through its `DataLoader` (1 and 2
 worker processes, its collate) on the same shapes and index stream; note it also tokenizes
 (FPS order prefix, ray subset, sequence assembly), which we do on the accelerator. The last
@@ -18,6 +19,7 @@ ratio=<ours/original>`. Also prints the samples/s a GPU consumes at a stated MFU
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -185,6 +187,8 @@ def main(argv=None):
     ap.add_argument("--prep-workers", type=int, default=2)
     ap.add_argument("--mfu", type=float, default=0.4)
     ap.add_argument("--cpu-only", action="store_true", help="only the per-core CPU figures")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="rounds over all loader cases; each figure is the median")
     args = ap.parse_args(argv)
 
     forms = prepare(args.corpus, args.shapes, args.prep_workers)
@@ -212,13 +216,19 @@ def main(argv=None):
     if args.cpu_only:
         return
     ours = {}
-    for form, base in forms.items():
-        for loader in ("threads", "processes"):
-            for w in (1, 2):
-                rate = time_ours(args.preset, base, loader, w, args.batch, args.batches)
-                ours[form, loader, w] = rate
-                print(f"ours {form:8s} {loader:9s} workers={w}: {rate:7.1f} samples/s "
-                      f"({rate / w:.1f} per worker)", flush=True)
+    cases = [(form, loader, w) for form in forms for loader in ("threads", "processes")
+             for w in (1, 2)]
+    runs: dict[tuple, list[float]] = {c: [] for c in cases}
+    for _ in range(args.repeats):  # rounds over every case: slow drifts of a shared VM spread
+        for form, loader, w in cases:
+            runs[form, loader, w].append(
+                time_ours(args.preset, forms[form], loader, w, args.batch, args.batches))
+    for (form, loader, w), rates in runs.items():
+        rate = ours[form, loader, w] = statistics.median(rates)
+        spread = f" (min {min(rates):.1f}, max {max(rates):.1f} of {len(rates)})" \
+            if len(rates) > 1 else ""
+        print(f"ours {form:8s} {loader:9s} workers={w}: {rate:7.1f} samples/s "
+              f"({rate / w:.1f} per worker){spread}", flush=True)
     base_rate = ours["npz_zlib", "threads", 1]
     best = ours["tfds", "processes", 2]
     print(f"tfds processes x2 vs npz_zlib threads x1: {best / base_rate:.2f}x; "
@@ -228,8 +238,9 @@ def main(argv=None):
         work = os.path.join(args.corpus + "_orig_yaml")
         os.makedirs(work, exist_ok=True)
         for w in (1, 2):
-            orig[w] = time_original(args.reference_src, args.preset, forms["npz_zlib"], w,
-                                    args.batch, args.batches, work)
+            orig[w] = statistics.median(
+                time_original(args.reference_src, args.preset, forms["npz_zlib"], w,
+                              args.batch, args.batches, work) for _ in range(args.repeats))
             print(f"original npz_zlib DataLoader workers={w}: {orig[w]:7.1f} samples/s "
                   "(includes its tokenization)", flush=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -5,6 +5,7 @@ naming shard and record. A SIGKILLed build resumes writing only its missing shar
 corpus starts over) and ends byte for byte equal to a clean one."""
 
 import gc
+import mmap
 import os
 import pathlib
 import select
@@ -24,6 +25,7 @@ from data_prep import tfds_shards, to_tfds, validate
 from data_prep.synthetic import build_synthetic_corpus
 from nepa3d_jax.config import load_config
 from nepa3d_jax.data import schema, sources, staging, tfds_source
+from nepa3d_jax.data import slots
 from nepa3d_jax.data import workers as workers_lib
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
@@ -269,6 +271,7 @@ def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
             InputPipeline(data_cfg(build, "processes"), 4, process_index=1,
                           process_count=2) as b:
         assert b.describe()["forms"] == ["tfds", "tfds"] and b.loader == "processes"
+        assert b.describe()["shm_blocks"] == f"/dev/shm/{workers_lib.BLOCK_PREFIX}{os.getpid()}-*"
         assert a.pads == b.pads
         first = [next(a) for _ in range(4)]
         for want in first:
@@ -277,14 +280,19 @@ def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
             for k in want:
                 np.testing.assert_array_equal(got[k], want[k], err_msg=k)
         assert a.get_state() == b.get_state() == {"epoch": 1, "step": 1}
-        # The big arrays arrive as views of named shared-memory blocks (no copy on either
-        # side); a block is unlinked once the last view of it is dropped.
-        held = next(b)
-        mine = {_block_of(held["pt_xyz"]), _block_of(held["pt_dist"])}
+        # Every block a worker writes (the first batch's fresh blocks, then its slots) is named
+        # after this process; all are unlinked on close.
+        assert {n for n in _blocks() if "-state" in n}, _blocks()
+        del got, want, first
+    _wait_until(lambda: not _blocks(), "blocks left after close")
+    # The first batch arrives in fresh blocks (the slots are made once its layout is known):
+    # unlinked once the last view of it is dropped.
+    with InputPipeline(data_cfg(build, "processes"), 4, process_index=1, process_count=2) as b:
+        first = next(b)
+        mine = {_block_of(first["pt_xyz"]), _block_of(first["pt_dist"])}
         assert mine <= _blocks()
-        del held, got, want, first
+        del first
         _wait_until(lambda: not (mine & _blocks()), "a dropped batch's blocks were not unlinked")
-    # Closing the loader leaves no block behind (a batch built ahead included).
     _wait_until(lambda: not _blocks(), "blocks left after close")
 
 
@@ -303,8 +311,42 @@ def _wait_until(cond, what, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not cond():
         gc.collect()
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, f"{what}: {sorted(_blocks())}"
         time.sleep(0.05)
+
+
+def test_worker_slots_are_reused_and_never_overwrite_a_held_batch(corpus):
+    """After the first batch, workers write into reused slots; a consumer that holds more
+    batches than a worker has slots gets fresh blocks for the overflow (after a short wait, no
+    deadlock), and every batch it holds still reads as built."""
+    cache, build = corpus
+    cfg = dict(prefetch=1, workers=1, mix_num_samples=16)
+    with InputPipeline(data_cfg(cache, "threads", **cfg), 4, process_index=0,
+                       process_count=1) as a, \
+            InputPipeline(data_cfg(build, "processes", **cfg), 4, process_index=0,
+                          process_count=1) as b:
+        want = [next(a) for _ in range(18)]
+
+        def same(got, i):
+            for k in want[i]:
+                np.testing.assert_array_equal(got[k], want[i][k], err_msg=f"batch {i} {k}")
+
+        for i in range(8):  # one at a time: slots are freed and reused
+            same(next(b), i)
+        depth = b._procs.names.depth
+        fresh, slotted = b._procs.handed
+        # Fresh blocks only for what the worker built before the first batch reached us.
+        assert depth == 4 and fresh <= 3 and fresh + slotted == 8, b._procs.handed
+        held = [next(b) for _ in range(depth + 2)]  # more than the worker's slots
+        for i, got in enumerate(held):
+            same(got, 8 + i)
+        assert b._procs.handed[0] > fresh and b._procs.handed[1] > slotted, b._procs.handed
+        fresh, slotted = b._procs.handed
+        del held
+        gc.collect()
+        for i in range(14, 18):
+            same(next(b), i)
+        assert b._procs.handed[1] > slotted  # back on the slots once they were freed
 
 
 def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_path):
@@ -328,10 +370,19 @@ def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_pa
             self.made = alloc((64, 1024), np.float32)
             raise ValueError("after the allocation")
 
+    names = slots.SlotNames(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-t", workers=1, depth=2)
     reader = FailsAfterAlloc()
     with pytest.raises(ValueError, match="after the allocation"):
-        workers_lib.SharedBatch(reader)(0)
+        workers_lib.SharedBatch(reader, 0, names)(0)  # no slots yet: a fresh block
     assert reader.made.shm.name.startswith(workers_lib.BLOCK_PREFIX)
+    assert not _blocks()
+    consumer = slots.ConsumerSlots(names)
+    assert consumer.create(1 << 20) and len(_blocks()) == 3  # 2 slots + the state block
+    with pytest.raises(ValueError, match="after the allocation"):
+        workers_lib.SharedBatch(reader, 0, names)(0)  # in slot 0, which is then freed
+    assert isinstance(reader.made.base, mmap.mmap)  # carved in the slot
+    assert consumer.states() == [[slots.FREE, slots.FREE]]
+    consumer.close()
     assert not _blocks()
 
 

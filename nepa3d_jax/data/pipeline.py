@@ -27,6 +27,7 @@ from nepa3d_jax.data import mixture as mixture_lib
 from nepa3d_jax.data import full_check, records, sources
 from nepa3d_jax.data.assemble import BATCH_DTYPES, BatchReader
 from nepa3d_jax.data.schema import CacheError
+from nepa3d_jax.data.workers import BLOCK_PREFIX, ProcessLoader  # grain: imported on use
 
 __all__ = ["BATCH_DTYPES", "InputPipeline", "LOADERS"]
 
@@ -200,8 +201,6 @@ class InputPipeline:
         return batch
 
     def _next_from_processes(self) -> dict[str, np.ndarray]:
-        from nepa3d_jax.data.workers import ProcessLoader  # local: grain starts only if used
-
         if self._procs is None:
             self._procs = ProcessLoader(self.reader, self.reader.linear(*self._pos),
                                         self.workers, max(1, self.prefetch))
@@ -268,4 +267,6 @@ class InputPipeline:
             pads=dataclasses.asdict(self.pads), local_batch=self.local_batch,
             forms=[sources.describe_form(s) for s in self.mixture.sources],
             loader=self.loader, workers=self.workers,
-            process_index=self.process_index, process_count=self.process_count)
+            process_index=self.process_index, process_count=self.process_count,
+            **({"shm_blocks": f"/dev/shm/{BLOCK_PREFIX}{os.getpid()}-*"}
+               if self.loader == "processes" else {}))

@@ -9,10 +9,12 @@ iterator position stays our `{"epoch", "step"}` and a restore simply starts the 
 saved k: resume is bit-exact without storing grain's own iterator state.
 
 The batch crosses the process boundary with no copy on either side: a worker stacks it straight
-into shared-memory blocks (`SharedBatch`; grain passes a block it is handed by name), and the
-consumer hands views of the mapped blocks on (each block is unlinked when the last view of it
-is dropped). The two copies this saves, into fresh shared memory in the worker and out of it in
-the consumer, cost more CPU than reading the record (bench/input_pipeline.py, docs/performance.md).
+into shared memory (`SharedBatch`), a slot of its own that the consumer made once and that is
+reused (`data.slots`; until the slots exist, or when the consumer holds on to batches, fresh
+blocks that grain hands over by name), and the consumer hands views of its mapping on. The
+copies this saves (into fresh shared memory in the worker, out of it in the consumer) and the
+zeroing of fresh pages cost more CPU than reading the record (bench/input_pipeline.py,
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from nepa3d_jax.data import slots
 from nepa3d_jax.data.assemble import BatchReader
 
 # Linear steps past any real run (grain's range needs an end); `next` never gets near it.
@@ -68,36 +71,55 @@ BLOCK_PREFIX = "nepa3d-batch-"
 
 
 class SharedBatch:
-    """The grain element function: batch k of `reader`, its arrays allocated in shared memory.
+    """The grain element function: batch k of `reader`, written into this worker's reused slot
+    (`data.slots`) once the consumer has made them, else into fresh shared-memory blocks.
 
-    Blocks are named `<BLOCK_PREFIX><consumer pid>-<random>` (in /dev/shm on Linux), so what a
-    run holds, or what a killed run left behind, can be told apart from other programs' blocks.
+    Fresh blocks are named `<BLOCK_PREFIX><consumer pid>-<random>` and slots
+    `<BLOCK_PREFIX><consumer pid>-<token>-...` (in /dev/shm on Linux), so what a run holds, or
+    what a killed run left behind, can be told apart from other programs' blocks.
     """
 
-    def __init__(self, reader: BatchReader):
-        self.reader = reader
+    def __init__(self, reader: BatchReader, start: int, names: slots.SlotNames):
+        self.reader, self.start, self.names = reader, int(start), names
         self.owner = os.getpid()  # the consuming process (this object is pickled to workers)
+        self._slots: slots.WorkerSlots | None = None
 
-    def __call__(self, k: int) -> dict[str, np.ndarray]:
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__, _slots=None)
+
+    def __call__(self, k: int) -> dict[str, Any]:
         from grain.multiprocessing import SharedMemoryArray
 
+        if self._slots is None:
+            self._slots = slots.WorkerSlots(self.names)
+        # grain's worker w builds elements start + w + n*j (a slice of the range).
+        worker, j = (k - self.start) % self.names.workers, (k - self.start) // self.names.workers
+        taken = self._slots.take(worker, j, k)
+        carve, refs = (slots.carve(taken[1], worker, taken[0], k) if taken else (None, {}))
         blocks: list[Any] = []
 
         def alloc(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
             size = int(np.prod(shape)) * np.dtype(dtype).itemsize
             if size < SHARED_MIN_BYTES:
                 return np.empty(shape, dtype)  # counts, ids, labels: pickled, no block
+            a = carve(shape, dtype) if carve else None
+            if a is not None:
+                return a
             shm = shared_memory.SharedMemory(
                 name=f"{BLOCK_PREFIX}{self.owner}-{secrets.token_hex(6)}", create=True, size=size)
             blocks.append(SharedMemoryArray.from_shared_memory(shm, shape, dtype))
             return blocks[-1]
 
         try:
-            return self.reader.batch_at(*self.reader.position(k), alloc=alloc)
+            batch = self.reader.batch_at(*self.reader.position(k), alloc=alloc)
         except BaseException:
-            for b in blocks:  # the error goes to the consumer; the blocks must not outlive it
+            # The error goes to the consumer; no fresh block may outlive it, the slot is free.
+            for b in blocks:
                 b.shm.unlink()
+            if taken:
+                self._slots.give_back(worker, taken[0])
             raise
+        return {key: refs.get(id(a), a) for key, a in batch.items()}
 
 
 class ProcessLoader:
@@ -107,25 +129,41 @@ class ProcessLoader:
         import grain
 
         _ensure_absl_flags()
+        # Slots per worker: its batch in progress, its queue (`buffer`), and up to two batches
+        # the consumer still holds (the step's and the next one being transferred).
+        self.names = slots.SlotNames(f"{BLOCK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}",
+                                     int(workers), max(1, int(buffer)) + 3)
+        self._slots = slots.ConsumerSlots(self.names)
         # One batch at a time per worker, built in the worker's main thread (parallelism is
         # across processes; grain's default of 16 threads per worker would only multiply memory
         # and contention). No read-ahead inside the worker either: a batch built ahead sits in
         # shared memory that no queue knows of, so grain could not unlink it on close.
         read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
-        ds = (grain.MapDataset.range(int(start), _END).map(SharedBatch(reader))
+        ds = (grain.MapDataset.range(int(start), _END)
+              .map(SharedBatch(reader, int(start), self.names))
               .to_iter_dataset(read)
               .mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
                   num_workers=int(workers), per_worker_buffer_size=max(1, int(buffer))),
                   worker_init_fn=tune_malloc))
         self.start, self.workers = int(start), int(workers)
+        self.handed = [0, 0]  # batches handed out in [fresh blocks, slots]
         self._it: Any = iter(ds)
 
     def __next__(self) -> dict[str, np.ndarray]:
-        # Plain ndarray views of the mapped blocks: the block stays mapped (and linked) while
-        # any view of it lives, e.g. inside a device array that aliases host memory on CPU.
-        return {k: v.view(np.ndarray) for k, v in next(self._it).items()}
+        batch = next(self._it)
+        if not self._slots.ready:  # the first batch (fresh blocks) gives the slot size
+            big = [a for a in batch.values()
+                   if isinstance(a, np.ndarray) and a.nbytes >= SHARED_MIN_BYTES]
+            if big:
+                self._slots.create(slots.slot_bytes(big))
+        viewed = self._slots.view(batch)
+        self.handed[viewed is not batch] += 1
+        # Plain ndarray views of slots or fresh blocks: a fresh block is unlinked, a slot freed,
+        # once its last view is dropped (e.g. inside a device array aliasing host memory on CPU).
+        return {k: v.view(np.ndarray) for k, v in viewed.items()}
 
     def close(self) -> None:
         if self._it is not None:
             self._it.close()
             self._it = None
+        self._slots.close()
