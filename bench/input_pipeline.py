@@ -7,8 +7,8 @@ ray_pool 8000, 64^3 grids; >= --shapes training shapes per cache root; pt_fps_or
 by `data_prep.add_fps_order`, as the plan's runs have it), times the preset's mixture for:
 `.npz` zlib-compressed (the original's format), `.npz` uncompressed (`--compress none`) and the
 TFDS build (`data_prep.to_tfds`), on the thread loader and on grain worker processes, with 1
-and 2 workers. Each figure is --batches batches of 16 after workers + 1 warm-up batches (worker
-start-up excluded); with --repeats N, the median of N rounds over all cases.
+and 2 workers. Each figure is --batches batches of 16 after a warm-up of workers x 5 + 1
+batches (worker start-up and the first use of their shared-memory slots excluded); with --repeats N, the median of N rounds over all cases.
 With --reference-src, the original's `Dataset.__getitem__` through its `DataLoader` (1 and 2
 worker processes, its collate) on the same shapes and index stream; note it also tokenizes
 (FPS order prefix, ray subset, sequence assembly), which we do on the accelerator. The last
@@ -50,6 +50,7 @@ PRESETS = {  # mixture (name, cache folder, backend, weight) and token counts of
 PROFILE = ["--pc_points", "2048", "--pt_pool", "20000", "--ray_pool", "8000", "--n_views", "20",
            "--rays_per_view", "400", "--pc_grid", "64", "--df_grid", "64"]
 MODEL = dict(d_model=384, layers=8)  # configs/base.py
+PREFETCH = 2  # config.data.prefetch of configs/base.py
 H100_BF16 = 989e12
 
 
@@ -87,13 +88,16 @@ def data_cfg(preset, base, loader, workers, n_samples):
     c = dict(mix=mix, mix_config="", mix_num_samples=n_samples, mix_seed=0, replacement=True,
              pt_xyz_key="pt_xyz_pool", pt_dist_key="pt_dist_pool", pt_fps_key="auto",
              ablate_point_dist=0, force_missing_ray=False, pt_pool_pad=0, ray_pool_pad=0,
-             validate="header", prefetch=2, loader=loader, workers=workers)
+             validate="header", prefetch=PREFETCH, loader=loader, workers=workers)
     c.update(p["data"])
     return ml_collections.ConfigDict(c)
 
 
 def time_ours(preset, base, loader, workers, batch, batches):
-    warm = workers + 1  # one batch from every worker process: all of them have started
+    # Steady state: every worker process has started and has written each of its reused
+    # shared-memory slots once (data/slots.py: prefetch + 3 per worker; their first use
+    # page-faults fresh memory, a one-time cost like the start-up).
+    warm = workers * (PREFETCH + 3) + 1
     pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + warm)),
                          batch, process_index=0, process_count=1)
     try:
