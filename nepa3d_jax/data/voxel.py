@@ -12,13 +12,15 @@ import numpy as np
 from scipy.ndimage import binary_dilation, distance_transform_edt
 from scipy.spatial import cKDTree
 
-_BMIN, _BMAX, _EPS = -1.0, 1.0, 1e-9
+from nepa3d_jax.data.grids import BMAX, BMIN
+
+_EPS = 1e-9
 
 
 def grid_index(xyz: np.ndarray, grid: int) -> np.ndarray:
     """(N,3) world coordinates -> (N,3) int32 cell indices, clipped into the grid."""
-    voxel = (_BMAX - _BMIN) / float(grid)
-    idx = np.floor((xyz - _BMIN) / voxel).astype(np.int32)
+    voxel = (BMAX - BMIN) / float(grid)
+    idx = np.floor((xyz - BMIN) / voxel).astype(np.int32)
     return np.clip(idx, 0, grid - 1)
 
 
@@ -43,8 +45,8 @@ def point_distance(occ: np.ndarray, pt_xyz: np.ndarray) -> np.ndarray:
 def _aabb_entry_exit(ray_o: np.ndarray, ray_d: np.ndarray):
     d = np.where(np.abs(ray_d) < _EPS, np.sign(ray_d) * _EPS + (ray_d == 0.0) * _EPS, ray_d)
     inv = 1.0 / d
-    t0 = (_BMIN - ray_o) * inv
-    t1 = (_BMAX - ray_o) * inv
+    t0 = (BMIN - ray_o) * inv
+    t1 = (BMAX - ray_o) * inv
     tmin = np.max(np.minimum(t0, t1), axis=1)
     tmax = np.min(np.maximum(t0, t1), axis=1)
     t_entry = np.maximum(tmin, 0.0)
@@ -55,7 +57,7 @@ def ray_first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray,
                   max_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(R,) hit in {0,1} float32 and (R,) depth float32 of the first occupied cell per ray."""
     grid = occ.shape[0]
-    voxel = (_BMAX - _BMIN) / float(grid)
+    voxel = (BMAX - BMIN) / float(grid)
     steps = 3 * grid if max_steps <= 0 else int(max_steps)
     m = ray_o.shape[0]
     hit_out = np.zeros((m,), np.float32)
@@ -73,7 +75,7 @@ def ray_first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray,
     d64 = d.astype(np.float64)
     flat = np.abs(d64) < _EPS
     step = np.where(flat, 0, np.where(d64 > 0, 1, -1)).astype(np.int64)
-    boundary = _BMIN + (cell + (d64 > 0)) * voxel  # float64 next cell face
+    boundary = BMIN + (cell + (d64 > 0)) * voxel  # float64 next cell face
     with np.errstate(divide="ignore", invalid="ignore"):
         t_max = t_start[:, None].astype(np.float64) + (boundary - p.astype(np.float64)) / d64
         t_delta = voxel / np.abs(d64)
