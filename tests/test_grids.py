@@ -1,11 +1,32 @@
-"""The package's voxel-centre grid (nepa3d_jax.data.grids): centres, trilinear sampling and
-its border clamp, checked against closed forms and against scipy's order-1 interpolation."""
+"""The package's [-1, 1]^3 voxel grid (nepa3d_jax.data.grids): ray entry/exit, cell indices,
+centres, trilinear sampling and its border clamp, checked against closed forms and against
+scipy's order-1 interpolation (the caches' bit-for-bit checks are in test_data_prep_golden)."""
 
 import numpy as np
 import pytest
 from scipy.ndimage import map_coordinates
 
-from nepa3d_jax.data.grids import grid_centers, trilinear_sample
+from nepa3d_jax.data.grids import (grid_centers, occupancy_grid, ray_box_interval,
+                                   trilinear_sample, voxel_index)
+
+
+def test_slab_test_entry_and_exit_of_the_cube():
+    o = np.array([[0.0, 0.0, -3.0], [0.2, 0.1, 0.0], [0.0, 2.0, -3.0], [0.5, 0.5, 0.5]],
+                 np.float32)
+    d = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [-1.0, -1.0, 0.0]],
+                 np.float32) / np.array([[1], [1], [1], [np.sqrt(2)]], np.float32)
+    hits, t_in, t_out = ray_box_interval(o, d)
+    np.testing.assert_array_equal(hits, [True, True, False, True])
+    np.testing.assert_allclose(t_in[[0, 1, 3]], [2.0, 0.0, 0.0], atol=1e-6)  # inside: 0
+    np.testing.assert_allclose(t_out[[0, 1, 3]], [4.0, 0.8, 1.5 * np.sqrt(2)], rtol=1e-6)
+
+
+def test_cells_are_floored_and_clipped_and_occupancy_dilates_with_the_cross():
+    pts = np.array([[-1.0, 0.0, 0.999], [-1.5, 0.2499, 0.25], [1.0, 2.0, -0.26]], np.float32)
+    np.testing.assert_array_equal(voxel_index(pts, 4), [[0, 2, 3], [0, 2, 2], [3, 3, 1]])
+    occ = occupancy_grid(np.zeros((1, 3), np.float32), grid=5, dilate=1)
+    assert occ.sum() == 7 and occ[2, 2, 2] and occ[1, 2, 2] and not occ[1, 1, 2]
+    assert occupancy_grid(np.zeros((1, 3), np.float32), grid=5, dilate=0).sum() == 1
 
 
 def test_centres_sit_at_minus_one_plus_half_voxel_steps():
