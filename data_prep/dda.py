@@ -12,21 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from data_prep.grids import BMAX, BMIN, occupancy_grid
-
-_EPS = 1e-9
-
-
-def ray_box_interval(ray_o: np.ndarray, ray_d: np.ndarray, eps: float = _EPS):
-    """Slab test against [-1, 1]^3: (hits (M,) bool, t_entry (M,) f32, t_exit (M,) f32)."""
-    d = np.where(np.abs(ray_d) < eps, np.sign(ray_d) * eps + (ray_d == 0.0) * eps, ray_d)
-    inv = 1.0 / d
-    t0 = (BMIN - ray_o) * inv
-    t1 = (BMAX - ray_o) * inv
-    t_min = np.max(np.minimum(t0, t1), axis=1)
-    t_max = np.min(np.maximum(t0, t1), axis=1)
-    t_entry = np.maximum(t_min, 0.0)
-    return t_max >= t_entry, t_entry.astype(np.float32), t_max.astype(np.float32)
+from nepa3d_jax.data.grids import (BMAX, BMIN, RAY_EPS, occupancy_grid, ray_box_interval,
+                                   voxel_index)
 
 
 def first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray, t_start: np.ndarray,
@@ -41,9 +28,9 @@ def first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray, t_start: np
     m = o.shape[0]
 
     p = o + ts[:, None] * d                                   # float32 entry point
-    idx = np.clip(np.floor((p - BMIN) / voxel).astype(np.int64), 0, g - 1)
+    idx = voxel_index(p, g).astype(np.int64)
     d64 = d.astype(np.float64)
-    moving = np.abs(d64) >= _EPS
+    moving = np.abs(d64) >= RAY_EPS
     step = np.where(moving, np.where(d > 0, 1, -1), 0).astype(np.int64)
     boundary = (BMIN + (idx + (d > 0)) * voxel).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):

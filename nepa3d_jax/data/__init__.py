@@ -3,6 +3,7 @@
 npz        thread-safe `.npz` reads (npy header parsing is not thread-safe in CPython 3.11)
 schema     the cache key/shape/dtype contract, `check_cache_file`, `load_cache`, `CacheError`
 backends   `apply_backend`: which cached pools a shape exposes (mesh, pointcloud*, udfgrid, voxel)
+grids      the [-1, 1]^3 voxel grid: bounds, ray entry/exit, cells, occupancy, centres, sampling
 voxel      the voxel backend's occupancy, distance transform and vectorised ray walk
 mixture    weighted corpora and the original's per-epoch sample order
 records    one file -> padded fixed-size pools; header-only corpus scan

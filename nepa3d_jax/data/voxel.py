@@ -9,59 +9,32 @@ cloud point), with the same float32/float64 arithmetic so hit depths agree bit f
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import binary_dilation, distance_transform_edt
+from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
-_BMIN, _BMAX, _EPS = -1.0, 1.0, 1e-9
-
-
-def grid_index(xyz: np.ndarray, grid: int) -> np.ndarray:
-    """(N,3) world coordinates -> (N,3) int32 cell indices, clipped into the grid."""
-    voxel = (_BMAX - _BMIN) / float(grid)
-    idx = np.floor((xyz - _BMIN) / voxel).astype(np.int32)
-    return np.clip(idx, 0, grid - 1)
-
-
-def occupancy(pc_xyz: np.ndarray, grid: int = 64, dilate: int = 1) -> np.ndarray:
-    """(G,G,G) bool: cells holding a cloud point, dilated `dilate` times (6-connected)."""
-    idx = grid_index(pc_xyz, grid)
-    occ = np.zeros((grid, grid, grid), dtype=bool)
-    occ[idx[:, 0], idx[:, 1], idx[:, 2]] = True
-    if dilate > 0:
-        occ = binary_dilation(occ, iterations=int(dilate))
-    return occ
+from nepa3d_jax.data.grids import (BMAX, BMIN, RAY_EPS, occupancy_grid, ray_box_interval,
+                                   voxel_index)
 
 
 def point_distance(occ: np.ndarray, pt_xyz: np.ndarray) -> np.ndarray:
     """(P,) float32 distance (world units) from each query's cell to the nearest occupied cell."""
     grid = occ.shape[0]
     dist_vox = distance_transform_edt(~occ).astype(np.float32)
-    idx = grid_index(pt_xyz, grid)
+    idx = voxel_index(pt_xyz, grid)
     return (dist_vox[idx[:, 0], idx[:, 1], idx[:, 2]] * (2.0 / float(grid))).astype(np.float32)
-
-
-def _aabb_entry_exit(ray_o: np.ndarray, ray_d: np.ndarray):
-    d = np.where(np.abs(ray_d) < _EPS, np.sign(ray_d) * _EPS + (ray_d == 0.0) * _EPS, ray_d)
-    inv = 1.0 / d
-    t0 = (_BMIN - ray_o) * inv
-    t1 = (_BMAX - ray_o) * inv
-    tmin = np.max(np.minimum(t0, t1), axis=1)
-    tmax = np.min(np.maximum(t0, t1), axis=1)
-    t_entry = np.maximum(tmin, 0.0)
-    return tmax >= t_entry, t_entry.astype(np.float32), tmax.astype(np.float32)
 
 
 def ray_first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray,
                   max_steps: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(R,) hit in {0,1} float32 and (R,) depth float32 of the first occupied cell per ray."""
     grid = occ.shape[0]
-    voxel = (_BMAX - _BMIN) / float(grid)
+    voxel = (BMAX - BMIN) / float(grid)
     steps = 3 * grid if max_steps <= 0 else int(max_steps)
     m = ray_o.shape[0]
     hit_out = np.zeros((m,), np.float32)
     t_out = np.zeros((m,), np.float32)
 
-    inside, t_entry, t_exit = _aabb_entry_exit(ray_o, ray_d)
+    inside, t_entry, t_exit = ray_box_interval(ray_o, ray_d)
     rays = np.flatnonzero(inside)
     if rays.size == 0:
         return hit_out, t_out
@@ -69,11 +42,11 @@ def ray_first_hit(occ: np.ndarray, ray_o: np.ndarray, ray_d: np.ndarray,
     t_start = t_entry[rays]
     t_end = t_exit[rays].astype(np.float64)
     p = o + t_start[:, None] * d  # float32, as the original
-    cell = grid_index(p, grid).astype(np.int64)  # (n,3)
+    cell = voxel_index(p, grid).astype(np.int64)  # (n,3)
     d64 = d.astype(np.float64)
-    flat = np.abs(d64) < _EPS
+    flat = np.abs(d64) < RAY_EPS
     step = np.where(flat, 0, np.where(d64 > 0, 1, -1)).astype(np.int64)
-    boundary = _BMIN + (cell + (d64 > 0)) * voxel  # float64 next cell face
+    boundary = BMIN + (cell + (d64 > 0)) * voxel  # float64 next cell face
     with np.errstate(divide="ignore", invalid="ignore"):
         t_max = t_start[:, None].astype(np.float64) + (boundary - p.astype(np.float64)) / d64
         t_delta = voxel / np.abs(d64)
@@ -111,7 +84,7 @@ def voxel_pools(pc_xyz: np.ndarray, pc_n: np.ndarray, pt_xyz: np.ndarray, ray_o:
                 ray_d: np.ndarray, *, grid: int = 64, dilate: int = 1,
                 max_steps: int = 0) -> dict[str, np.ndarray]:
     """pt_dist, ray_hit, ray_t, ray_n answered from the voxelised point cloud."""
-    occ = occupancy(pc_xyz, grid, dilate)
+    occ = occupancy_grid(pc_xyz, grid, dilate)
     pt_dist = point_distance(occ, pt_xyz)
     ray_hit, ray_t = ray_first_hit(occ, ray_o, ray_d, max_steps)
     ray_n = np.zeros((ray_o.shape[0], 3), np.float32)

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from nepa3d_jax.data.grids import grid_centers, trilinear_sample
+
 # The original's mesh-eval options (completion_cpac_udf.py) and their defaults.
 MESH_DEFAULTS = dict(mesh_eval=0, mesh_eval_max_shapes=50, mesh_grid_res=24,
                      mesh_chunk_n_query=512, mesh_mc_level=0.03, mesh_num_samples=10000,
@@ -30,26 +32,13 @@ MESH_GT_SOURCES = ("udf_grid", "pc_xyz")
 SUMMARY_KEYS = ("chamfer_l1", "chamfer_l2", "fscore", "precision", "recall")
 
 
-def grid_centers(grid_res: int) -> np.ndarray:
-    """(G, G, G, 3) float32 voxel centres of [-1, 1]^3, index order (i, j, k) = (x, y, z)."""
-    g = int(grid_res)
-    if g < 2:
-        raise ValueError(f"mesh_grid_res={grid_res}: marching cubes needs a grid of >= 2")
-    axis = (-1.0 + (np.arange(g, dtype=np.float32) + 0.5) * (2.0 / g)).astype(np.float32)
-    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1)
-
-
 def resample_grid(udf_grid: np.ndarray, grid_res: int) -> np.ndarray:
     """A cache's native (N, N, N) UDF grid sampled trilinearly (edge-clamped) at the centres
-    of a G grid, clipped at 0."""
-    from scipy.ndimage import map_coordinates
-
+    of a G grid, clipped at 0: the sampler that made the cache's `pt_dist_udf_pool`."""
     src = np.asarray(udf_grid, np.float32)
     if src.ndim != 3 or len(set(src.shape)) != 1:
         raise ValueError(f"udf_grid must be a cube (N, N, N), got shape {src.shape}")
-    n = src.shape[0]
-    idx = (grid_centers(grid_res).reshape(-1, 3) + 1.0) * (n / 2.0) - 0.5
-    vals = map_coordinates(src, idx.T, order=1, mode="nearest")
+    vals = trilinear_sample(src, grid_centers(grid_res).reshape(-1, 3))
     return np.maximum(vals, 0.0).astype(np.float32).reshape((grid_res,) * 3)
 
 
