@@ -13,8 +13,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from multiprocessing import shared_memory
 
 import jax
 import ml_collections
@@ -349,7 +351,8 @@ def test_worker_slots_are_reused_and_never_overwrite_a_held_batch(corpus):
         assert b._procs.handed[1] > slotted  # back on the slots once they were freed
 
 
-def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_path):
+def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_path,
+                                                                   monkeypatch):
     cache, build = corpus
     dst, shard = _damaged_copy(build, tmp_path, "truncate")
     cfg = data_cfg(dst.parent.parent, "processes", prefetch=1, validate="header", workers=1,
@@ -378,12 +381,97 @@ def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_pa
     assert not _blocks()
     consumer = slots.ConsumerSlots(names)
     assert consumer.create(1 << 20) and len(_blocks()) == 3  # 2 slots + the state block
+    monkeypatch.setattr(workers_lib, "_WORKER_INDEX", 0)  # as grain's worker 0
     with pytest.raises(ValueError, match="after the allocation"):
         workers_lib.SharedBatch(reader, 0, names)(0)  # in slot 0, which is then freed
     assert isinstance(reader.made.base, mmap.mmap)  # carved in the slot
     assert consumer.states() == [[slots.FREE, slots.FREE]]
     consumer.close()
     assert not _blocks()
+
+
+def test_slot_protocol_edges():
+    """A state block that exists but is not sized yet means "no slots yet" (the consumer makes
+    it in two steps); a worker whose slots all hold batches not yet handed out waits (that is
+    back-pressure) until the consumer closes; a loader dropped without close() unlinks."""
+    names = slots.SlotNames(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-e", workers=1, depth=2)
+    half_made = shared_memory.SharedMemory(name=names.state, create=True, size=1)
+    os.truncate(os.path.join(slots.SHM_DIR, names.state), 0)
+    assert slots.WorkerSlots(names).take(0, 5) is None
+    half_made.close()
+    half_made.unlink()
+
+    consumer = slots.ConsumerSlots(names)
+    assert consumer.create(1 << 16)
+    worker = slots.WorkerSlots(names)
+    assert [worker.take(0, k)[0] for k in (0, 1)] == [0, 1]  # queued: HANDED is still -1
+    timer = threading.Timer(0.3, consumer.closing)
+    timer.start()
+    t0 = time.monotonic()
+    with pytest.raises(slots.LoaderClosing):
+        worker.take(0, 2)
+    assert time.monotonic() - t0 >= 0.25  # it waited for the queue, past WAIT_S's deadline
+    timer.join()
+    assert len(_blocks()) == 3
+    del consumer, worker, timer
+    gc.collect()
+    assert not _blocks()
+
+
+_HOLDER = """
+import multiprocessing, sys, time
+import ml_collections
+from nepa3d_jax.data.pipeline import InputPipeline
+if __name__ == "__main__":
+    root = sys.argv[1]
+    cfg = ml_collections.ConfigDict(dict(
+        mix={"a": dict(cache_root=root, split="train", backend="mesh", weight=1.0)},
+        mix_config="", mix_num_samples=40, mix_seed=5, replacement=True, validate="header",
+        prefetch=1, loader="processes", workers=2))
+    pipe = InputPipeline(cfg, 4, process_index=0, process_count=1)
+    for _ in range(4):
+        next(pipe)
+    print(*[p.pid for p in multiprocessing.active_children()], flush=True)
+    time.sleep(300)
+"""
+
+
+def test_workers_and_their_blocks_go_when_the_consumer_is_killed(corpus, tmp_path):
+    """A SIGKILLed training process (OOM killer, qdel) takes its loader workers with it, and
+    then its shared-memory blocks go too (the workers die with their parent; the multiprocessing
+    resource tracker unlinks what the dead processes registered)."""
+    cache, build = corpus
+    script = tmp_path / "hold.py"
+    script.write_text(_HOLDER)
+    proc = subprocess.Popen([sys.executable, str(script), str(build)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""
+        workers = [int(p) for p in line.split()]
+        assert len(workers) >= 2, f"no worker pids from the consumer: {line!r}"
+        prefix = f"{workers_lib.BLOCK_PREFIX}{proc.pid}-"
+        assert any(n.startswith(prefix) for n in os.listdir("/dev/shm"))
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{w}") and "Z" not in _proc_state(w) for w in workers):
+        assert time.monotonic() < deadline, "loader workers outlived the killed consumer"
+        time.sleep(0.1)
+    while any(n.startswith(prefix) for n in os.listdir("/dev/shm")):
+        assert time.monotonic() < deadline, "the killed consumer's blocks stayed"
+        time.sleep(0.1)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
 
 
 def train_config(root, workdir, loader):

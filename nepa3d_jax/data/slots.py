@@ -6,25 +6,30 @@ sample on the 2-core VM, a third of a worker's whole cost (bench/input_pipeline.
 docs/performance.md). A slot is one block per (worker, depth) holding a whole batch, written
 again and again, so its pages stay warm in both processes.
 
-Protocol (no locks: each state word has one writer at a time):
+Protocol (no locks: each word has one writer at a time):
 - After the first batch arrives the consumer knows the batch layout; it creates `workers x depth`
-  slots of that size and the state block `state[workers, depth]` (int64, FREE = -1). Until then,
-  and whenever a worker's slot does not free up within `WAIT_S`, workers fall back to fresh
-  blocks (grain's own hand-over), so a consumer that hoards batches slows down, never deadlocks.
-- grain's worker w builds the elements `start + w + n*j`. For its element j it takes slot
-  `j % depth` once that slot's state is FREE, sets the state to the element's step k, writes
-  the arrays into it and returns a `SlotRef` per array instead of the array.
+  slots of that size (allocated at once: a full /dev/shm is an error now, not a SIGBUS later) and
+  then the state block: `HANDED` (the last step handed out), `CLOSING`, and per slot FREE (-1)
+  or the step it holds. Until then workers use fresh blocks (grain's own hand-over).
+- Worker w (grain's worker index, from the worker initializer: its row is its own) writes a
+  batch into any FREE slot of its row, setting the slot to the batch's step k, and returns a
+  `SlotRef` per array instead of the array. With no slot FREE it waits while some slot holds
+  a batch not yet handed out (that is back-pressure, as a full queue would be); once all its
+  slots hold batches the consumer has (it hoards them), it waits `WAIT_S` and then uses fresh
+  blocks, so such a consumer slows down but never deadlocks.
 - The consumer hands out views of its own mapping of the slot (no copy). When the last view is
   collected (after the device copy; on CPU, when a device array aliasing it is freed) a
-  finalizer sets the state back to FREE.
-- On close the consumer unlinks every block; views still alive stay valid (a mapping outlives
-  its name), and no worker writes any more.
+  finalizer sets the slot back to FREE.
+- On close the consumer sets CLOSING (a waiting worker gives up at once: `LoaderClosing`, an
+  error no one reads, rather than a batch in fresh blocks), stops the workers and unlinks every
+  block; views still alive stay valid (a mapping outlives its name).
 Names: `<BLOCK_PREFIX><consumer pid>-<token>-...`, so a run's blocks are easy to find.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import mmap
 import os
 import time
@@ -37,8 +42,10 @@ import numpy as np
 
 ALIGN = 64          # bytes; every array in a slot starts on a cache line
 FREE = -1
-WAIT_S = 0.5        # a worker's wait for its slot before it uses fresh blocks for the batch
-POLL_S = 0.0005
+HANDED, CLOSING, HEADER = 0, 1, 2   # words of the state block before the slot words
+WAIT_S = 0.5        # a worker's wait for a slot the consumer holds before it uses fresh blocks
+POLL_S = (0.0002, 0.005)  # a waiting worker's first and longest sleep
+SHM_DIR = "/dev/shm"
 
 
 def _aligned(n: int) -> int:
@@ -72,19 +79,27 @@ class SlotNames:
     def state(self) -> str:
         return f"{self.base}-state"
 
+    @property
+    def state_words(self) -> int:
+        return HEADER + self.workers * self.depth
+
     def slot(self, worker: int, slot: int) -> str:
         return f"{self.base}-w{worker}s{slot}"
 
 
-SHM_DIR = "/dev/shm"
-
-
-def _map(name: str) -> mmap.mmap:
+def _map(name: str, allocate: int = 0) -> mmap.mmap:
     """A block mapped as a plain `mmap` object, never closed explicitly: numpy arrays keep it
     (not just a pointer into it) as their base, so it is unmapped only after the last of them.
-    (`SharedMemory.close()` unmaps while arrays made on its buffer may still point there.)"""
+    (`SharedMemory.close()` unmaps while arrays made on its buffer may still point there.)
+    `allocate` > 0 reserves that many bytes first (ENOSPC here rather than SIGBUS later)."""
     with open(os.path.join(SHM_DIR, name), "r+b") as f:
+        if allocate:
+            os.posix_fallocate(f.fileno(), 0, allocate)
         return mmap.mmap(f.fileno(), 0)
+
+
+class LoaderClosing(RuntimeError):
+    """Raised in a worker waiting for a slot when the consumer closes: grain drops it."""
 
 
 class WorkerSlots:
@@ -102,32 +117,47 @@ class WorkerSlots:
         if self._state is None:
             try:
                 m = _map(self.names.state)
-            except FileNotFoundError:
-                return None  # the consumer has not seen a batch yet (or made no slots)
-            self._state = np.ndarray((self.names.workers, self.names.depth), np.int64, buffer=m)
+            except (FileNotFoundError, ValueError):
+                return None  # not made yet, or made but not sized yet (an empty file)
+            if len(m) < 8 * self.names.state_words:
+                return None
+            self._state = np.ndarray((self.names.state_words,), np.int64, buffer=m)
         return self._state
 
-    def take(self, worker: int, j: int, k: int) -> tuple[int, mmap.mmap] | None:
-        """(slot, its mapping) for element j of `worker`, now holding step k; None: no slot."""
+    def take(self, worker: int, k: int) -> tuple[int, mmap.mmap] | None:
+        """(slot, its mapping) of `worker`'s row, now holding step k; None: use fresh blocks."""
         state = self._state_array()
-        if state is None:
+        if state is None or not 0 <= worker < self.names.workers:
             return None
-        s = j % self.names.depth
-        deadline = time.monotonic() + WAIT_S
-        while state[worker, s] != FREE:
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(POLL_S)
-        m = self._maps.get(worker * self.names.depth + s)
+        d = self.names.depth
+        row = state[HEADER + worker * d:HEADER + (worker + 1) * d]
+        deadline, pause = None, POLL_S[0]
+        while True:
+            if state[CLOSING]:
+                # Not fresh blocks: a batch built now would race grain's shutdown (and leak).
+                raise LoaderClosing("the consumer closed the loader")
+            free = np.flatnonzero(row == FREE)
+            if free.size:
+                s = int(free[0])
+                break
+            if (row > state[HANDED]).any():
+                deadline = None  # a batch of ours is still queued: wait for it to go through
+            elif deadline is None:
+                deadline = time.monotonic() + WAIT_S
+            elif time.monotonic() > deadline:
+                return None  # the consumer holds all our slots
+            time.sleep(pause)
+            pause = min(2 * pause, POLL_S[1])
+        m = self._maps.get(s)
         if m is None:
-            m = self._maps[worker * self.names.depth + s] = _map(self.names.slot(worker, s))
-        state[worker, s] = k
+            m = self._maps[s] = _map(self.names.slot(worker, s))
+        row[s] = k
         return s, m
 
     def give_back(self, worker: int, slot: int) -> None:
-        """The batch failed after taking the slot: free it again."""
+        """The slot was taken but is not handed on (the batch failed, or used no slot)."""
         if self._state is not None:
-            self._state[worker, slot] = FREE
+            self._state[HEADER + worker * self.names.depth + slot] = FREE
 
 
 def carve(buf: mmap.mmap, worker: int, slot: int, k: int
@@ -151,9 +181,18 @@ def carve(buf: mmap.mmap, worker: int, slot: int, k: int
     return alloc, refs
 
 
-def _release(state: np.ndarray, worker: int, slot: int, k: int) -> None:
-    if state[worker, slot] == k:
-        state[worker, slot] = FREE
+def _release(state: np.ndarray, word: int, k: int, owner: int) -> None:
+    if os.getpid() == owner and state[word] == k:  # not in a forked child at its exit
+        state[word] = FREE
+
+
+def _unlink(blocks: list[shared_memory.SharedMemory]) -> None:
+    for shm in blocks:
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
+    blocks.clear()
 
 
 class ConsumerSlots:
@@ -167,6 +206,8 @@ class ConsumerSlots:
     def __init__(self, names: SlotNames):
         self.names = names
         self._blocks: list[shared_memory.SharedMemory] = []
+        # Unlinks the names when this object is collected without close() (then or at exit).
+        self._unlinker = weakref.finalize(self, _unlink, self._blocks)
         self._state: np.ndarray | None = None
         self._maps: dict[tuple[int, int], mmap.mmap] = {}
         self._tried = False
@@ -180,11 +221,11 @@ class ConsumerSlots:
         shm = shared_memory.SharedMemory(name=name, create=True, size=size)
         self._blocks.append(shm)  # for unlink
         shm.close()
-        return _map(shm.name)
+        return _map(shm.name, allocate=size)
 
     def create(self, size: int) -> bool:
-        """The slots (`size` bytes each) and the state block, all FREE; the state block goes
-        last, since its name tells the workers that the slots exist. False: no slots here."""
+        """The slots (`size` bytes each) and the state block; the state block goes last, since
+        its name tells the workers that the slots exist. False: no slots here."""
         self._tried = True
         if not os.path.isdir(SHM_DIR):
             return False
@@ -193,18 +234,35 @@ class ConsumerSlots:
             for w in range(n.workers):
                 for s in range(n.depth):
                     self._maps[w, s] = self._create(n.slot(w, s), size)
-            state = self._create(n.state, 8 * n.workers * n.depth)
-        except FileNotFoundError:  # a SharedMemory that does not live in SHM_DIR
-            self.close()
-            return False
-        arr = np.ndarray((n.workers, n.depth), np.int64, buffer=state)
-        arr[:] = FREE
+            state = self._create(n.state, 8 * n.state_words)
+        except OSError as e:
+            _unlink(self._blocks)
+            self._maps.clear()
+            if e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, (
+                    f"{SHM_DIR} has no room for the data loader's {n.workers} x {n.depth} batch "
+                    f"slots ({n.workers * n.depth * size / 1e9:.2f} GB): enlarge it (containers: "
+                    "e.g. docker --shm-size), or lower config.data.workers or "
+                    "config.data.prefetch (docs/pbs.md)")) from e
+            if isinstance(e, FileNotFoundError):  # shared memory does not live in SHM_DIR
+                return False
+            raise
+        arr = np.ndarray((n.state_words,), np.int64, buffer=state)
+        arr[HEADER:] = FREE
+        arr[HANDED] = -1
         self._state = arr
         return True
 
+    def handed(self, k: int) -> None:
+        """Step k has been handed out (whatever carried it): the workers' view of the queue."""
+        if self._state is not None:
+            self._state[HANDED] = k
+
     def states(self) -> list[list[int]]:
         """Per worker and slot: FREE, or the step of the batch it holds (diagnostics)."""
-        return [] if self._state is None else self._state.tolist()
+        if self._state is None:
+            return []
+        return self._state[HEADER:].reshape(self.names.workers, self.names.depth).tolist()
 
     def view(self, batch: dict[str, Any]) -> dict[str, Any]:
         """`batch` with every SlotRef replaced by a view of the slot (the same batch object
@@ -214,7 +272,8 @@ class ConsumerSlots:
             return batch
         r0 = refs[0]
         holder = np.frombuffer(self._maps[r0.worker, r0.slot], np.uint8)
-        weakref.finalize(holder, _release, self._state, r0.worker, r0.slot, r0.k)
+        weakref.finalize(holder, _release, self._state,
+                         HEADER + r0.worker * self.names.depth + r0.slot, r0.k, os.getpid())
         out = dict(batch)
         for key, r in batch.items():
             if isinstance(r, SlotRef):
@@ -222,11 +281,11 @@ class ConsumerSlots:
                 out[key] = holder[r.offset:r.offset + n].view(r.dtype).reshape(r.shape)
         return out
 
+    def closing(self) -> None:
+        """Tell waiting workers to stop waiting (before the workers are stopped)."""
+        if self._state is not None:
+            self._state[CLOSING] = 1
+
     def close(self) -> None:
         """Unlink every block (after the workers stopped); live views keep their mapping."""
-        for shm in self._blocks:
-            try:
-                shm.unlink()
-            except FileNotFoundError:
-                pass
-        self._blocks = []
+        self._unlinker()
