@@ -199,8 +199,9 @@ class ProcessLoader:
                 break
             except FileNotFoundError as e:
                 # grain unlinks the blocks of batches still queued and stops at one that is
-                # already gone (seen once, under load, in CI; the cause is not pinned down).
-                # Closing again resumes where it stopped: the workers still get stopped and
-                # the other blocks unlinked, and a finished run does not fail in its clean-up.
+                # already gone (seen when a block was deleted from outside: an `rm` of
+                # /dev/shm/nepa3d-batch-* while a run was going). Closing again resumes where it
+                # stopped: the workers still get stopped and the other blocks unlinked, and a
+                # finished run does not fail in its clean-up.
                 log.warning("data loader close: %s (attempt %d)", e, attempt + 1)
         self._slots.close()
