@@ -95,9 +95,9 @@ def data_cfg(preset, base, loader, workers, n_samples):
 
 def time_ours(preset, base, loader, workers, batch, batches):
     # Steady state: every worker process has started and has written each of its reused
-    # shared-memory slots once (data/slots.py: prefetch + 3 per worker; their first use
+    # shared-memory slots once (`workers_lib.slots_per_worker`; their first use
     # page-faults fresh memory, a one-time cost like the start-up).
-    warm = workers * (PREFETCH + 3) + 1
+    warm = workers * workers_lib.slots_per_worker(PREFETCH) + 1
     pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + warm)),
                          batch, process_index=0, process_count=1)
     try:

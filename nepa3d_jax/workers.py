@@ -36,6 +36,23 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def exit_with_parent(parent_pid: int, interval_s: float = 0.25) -> None:
+    """Worker initializer for processes started by another library's thread (grain starts its
+    loader workers from a prefetch thread that ends when the loader closes, and
+    `PR_SET_PDEATHSIG` fires when the starting *thread* ends: it would SIGKILL the workers in
+    the middle of grain's orderly stop). A daemon thread exits this process within
+    `interval_s` of the parent's death instead."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="nepa3d-exit-with-parent", daemon=True).start()
+
+
 def process_pool(max_workers: int, mp_context: mp.context.BaseContext | None = None
                  ) -> cf.ProcessPoolExecutor:
     """A `ProcessPoolExecutor` whose workers are killed with their parent."""

@@ -140,14 +140,14 @@ def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_pa
     names = slots.SlotNames(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-t", workers=1, depth=2)
     reader = FailsAfterAlloc()
     with pytest.raises(ValueError, match="after the allocation"):
-        workers_lib.SharedBatch(reader, 0, names)(0)  # no slots yet: a fresh block
+        workers_lib.SharedBatch(reader, names)(0)  # no slots yet: a fresh block
     assert reader.made.shm.name.startswith(workers_lib.BLOCK_PREFIX)
     assert not _blocks()
     consumer = slots.ConsumerSlots(names)
     assert consumer.create(1 << 20) and len(_blocks()) == 3  # 2 slots + the state block
     monkeypatch.setattr(workers_lib, "_WORKER_INDEX", 0)  # as grain's worker 0
     with pytest.raises(ValueError, match="after the allocation"):
-        workers_lib.SharedBatch(reader, 0, names)(0)  # in slot 0, which is then freed
+        workers_lib.SharedBatch(reader, names)(0)  # in slot 0, which is then freed
     assert isinstance(reader.made.base, mmap.mmap)  # carved in the slot
     assert consumer.states() == [[slots.FREE, slots.FREE]]
     consumer.close()

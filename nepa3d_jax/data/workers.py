@@ -32,7 +32,7 @@ import numpy as np
 
 from nepa3d_jax.data import slots
 from nepa3d_jax.data.assemble import BatchReader
-from nepa3d_jax.workers import die_with_parent
+from nepa3d_jax.workers import exit_with_parent
 
 log = logging.getLogger(__name__)
 _CLOSE_ATTEMPTS = 8
@@ -74,7 +74,7 @@ def worker_init(parent_pid: int, index: int, count: int) -> None:
     behind), and the worker index."""
     global _WORKER_INDEX
     tune_malloc()
-    die_with_parent(parent_pid)
+    exit_with_parent(parent_pid)
     _WORKER_INDEX = int(index)
 
 
@@ -100,8 +100,8 @@ class SharedBatch:
     what a killed run left behind, can be told apart from other programs' blocks.
     """
 
-    def __init__(self, reader: BatchReader, start: int, names: slots.SlotNames):
-        self.reader, self.start, self.names = reader, int(start), names
+    def __init__(self, reader: BatchReader, names: slots.SlotNames):
+        self.reader, self.names = reader, names
         self.owner = os.getpid()  # the consuming process (this object is pickled to workers)
         self._slots: slots.WorkerSlots | None = None
 
@@ -144,6 +144,13 @@ class SharedBatch:
         return {key: refs.get(id(a), a) for key, a in batch.items()}
 
 
+def slots_per_worker(prefetch: int) -> int:
+    """A worker's batch in progress, its queue (`prefetch`), and up to two batches the consumer
+    still holds (the step's and the next one being transferred). Fewer than grain could queue:
+    a worker then waits for a slot as it would for queue room."""
+    return max(1, int(prefetch)) + 3
+
+
 class ProcessLoader:
     """Iterator of batches k0, k0 + 1, ... built by `workers` processes."""
 
@@ -151,11 +158,8 @@ class ProcessLoader:
         import grain
 
         _ensure_absl_flags()
-        # Slots per worker: its batch in progress, its queue (`buffer`), and up to two batches
-        # the consumer still holds (the step's and the next one being transferred). Fewer than
-        # grain could queue: a worker then waits for a slot as it would for queue room.
         self.names = slots.SlotNames(f"{BLOCK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}",
-                                     int(workers), max(1, int(buffer)) + 3)
+                                     int(workers), slots_per_worker(buffer))
         self._slots = slots.ConsumerSlots(self.names)
         # One batch at a time per worker, built in the worker's main thread (parallelism is
         # across processes; grain's default of 16 threads per worker would only multiply memory
@@ -163,7 +167,7 @@ class ProcessLoader:
         # shared memory that no queue knows of, so grain could not unlink it on close.
         read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
         ds = (grain.MapDataset.range(int(start), _END)
-              .map(SharedBatch(reader, int(start), self.names))
+              .map(SharedBatch(reader, self.names))
               .to_iter_dataset(read)
               .mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
                   num_workers=int(workers), per_worker_buffer_size=max(1, int(buffer))),
