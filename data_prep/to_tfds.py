@@ -1,6 +1,6 @@
 """Pack a cache root into a tensorflow-datasets (ArrayRecord) build: one record per shape.
 
-  python -m data_prep.to_tfds --cache_root data/cache --out_dir data/cache_tfds \\
+  python -m data_prep.to_tfds --cache_root data/cache --out data/cache_tfds \\
       [--splits train,test] [--workers 8] [--shards 0] [--overwrite] [--drop_keys k1,k2]
 
 `--drop_keys` leaves out arrays no run of yours reads (the index records what was kept).
@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from data_prep import atomic, tfds_shards
 from data_prep.runner import process_context
+from nepa3d_jax import cli
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.workers import process_pool
@@ -265,10 +266,11 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.to_tfds", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.to_tfds", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
-    ap.add_argument("--out_dir", required=True)
+    ap.add_argument("--out", "--out_dir", dest="out_dir", required=True,
+                    help="the build folder (--out_dir: the older name)")
     ap.add_argument("--splits", default="", help="comma-separated; default: every split folder")
     ap.add_argument("--workers", type=int, default=1,
                     help="processes writing shards (one shard each at a time)")

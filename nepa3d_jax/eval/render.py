@@ -1,7 +1,7 @@
 """Pictures of what the study compares (headless: matplotlib Agg, no display needed).
 
   python -m nepa3d_jax.eval.render tokens --cache data/demo/cache/train/box/box_000.npz \
-      --out tokens.png [--n-point 64 --n-ray 32]
+      --out tokens.png [--n_point 64 --n_ray 32]
       one panel per point order (morton, fps, random): the query points of the token
       sequence coloured by their position in it, joined in sequence order, rays drawn from
       their origin to the hit (or 0.3 long when they miss): what Runs A and C differ by.
@@ -17,7 +17,6 @@ Sheets are PANEL_PX pixels per panel, so a sheet of r rows and c columns is
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any, Sequence
@@ -150,14 +149,16 @@ def token_sheet(cache_path: str, path: str, n_point: int = 64, n_ray: int = 32,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Pictures of token sequences (CPAC surface sheets "
+    from nepa3d_jax import cli
+
+    ap = cli.ArgumentParser(prog="python -m nepa3d_jax.eval.render", description="Pictures of token sequences (CPAC surface sheets "
                                  "come from the CPAC job's render_png).")
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("tokens", help="query points by order, rays drawn")
     t.add_argument("--cache", required=True, help="one cache .npz")
     t.add_argument("--out", required=True, help="PNG path")
-    t.add_argument("--n-point", type=int, default=64)
-    t.add_argument("--n-ray", type=int, default=32)
+    t.add_argument("--n_point", type=int, default=64, help="query points drawn")
+    t.add_argument("--n_ray", type=int, default=32, help="rays drawn")
     args = ap.parse_args(argv)
     if not os.path.isfile(args.cache):
         ap.error(f"--cache {args.cache}: no such file")

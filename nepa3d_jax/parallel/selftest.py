@@ -7,12 +7,13 @@ all-reduces it over `data`. Prints one `SELFTEST {json}` line per process; exits
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Sequence
 
 import numpy as np
+
+from nepa3d_jax import cli
 
 
 def global_batch_values(num_devices: int, width: int = 3) -> np.ndarray:
@@ -43,7 +44,7 @@ def run_psum(mesh) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(prog="python -m nepa3d_jax.parallel.selftest", description=__doc__)
     parser.add_argument("--config", default=None, help="its parallel.fsdp shapes the mesh")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
 
