@@ -240,6 +240,9 @@ class Trainer:
                     self.save(state, step)
             if bar is not None:
                 bar.close()
+            if primary:
+                log.info("pretraining: stopped at step %d of %d; saving the checkpoint and "
+                         "drawing metrics/loss_curve.png", step, total)
             if step > start:
                 self._check(step, divergence.state_values(state.as_dict(), metrics),
                             "checkpoint", log_every)
