@@ -25,28 +25,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PANEL_PX = 300
-DPI = 100
+from nepa3d_jax.eval.figures import DPI, PANEL_PX, pyplot as _plt, save_png as _save
+
 ORDERS = ("morton", "fps", "random")
 LEGEND_PX = 90  # the token picture's band below the panels: legend and colour bar
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp_{os.getpid()}_{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
-    os.replace(tmp, path)
-    return path
 
 
 def cpac_sheet(path: str, rows: Sequence[dict[str, Any]], level: float, title: str = "") -> str:

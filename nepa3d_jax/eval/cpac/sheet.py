@@ -122,7 +122,7 @@ def _surface(ax, grid: np.ndarray, level: float, colour: str) -> None:
 def draw(path: str, rows: Sequence[dict[str, Any]], level: float, title: str = "") -> str:
     """rows: {"name", "gt": (G,G,G), "grids": {label: (G,G,G)}, optional "cls", "mae":
     {label: float}} -> the PNG at `path`: surfaces, then slices, one colour bar."""
-    from nepa3d_jax.eval.render import DPI, PANEL_PX, _plt, _save
+    from nepa3d_jax.eval.figures import DPI, PANEL_PX, pyplot as _plt, save_png as _save
 
     plt = _plt()
     labels = [k for k in ORDER if any(k in r["grids"] for r in rows)]
