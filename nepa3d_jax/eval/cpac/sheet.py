@@ -54,6 +54,9 @@ def sheet_samples(samples: Sequence[Any], n: int, keep_all: bool = False) -> lis
     """The picked samples first; with `keep_all` (the mesh evaluation needs every shape) the
     others follow in their order."""
     picks = pick_shapes([s.path for s in samples], n)
+    if picks:
+        log.info("rendering: the CPAC sheet's %d shapes (%s); predicting their grids",
+                 len(picks), ", ".join(shape_class(samples[i].path) for i in picks))
     rest = [s for i, s in enumerate(samples) if i not in set(picks)] if keep_all else []
     return [samples[i] for i in picks] + rest
 
@@ -173,5 +176,5 @@ def draw(path: str, rows: Sequence[dict[str, Any]], level: float, title: str = "
         y=1 - 0.08 * head_px / height, va="top")
     out = _save(fig, path)
     plt.close(fig)
-    log.info("rendering: wrote %s (%d shapes)", out, len(rows))
+    log.info("rendering: wrote %s", out)
     return out
