@@ -45,7 +45,8 @@ def run_psum(mesh) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.ArgumentParser(prog="python -m nepa3d_jax.parallel.selftest", description=__doc__)
-    parser.add_argument("--config", default=None, help="its parallel.fsdp shapes the mesh")
+    parser.add_argument("--config", default=None,
+                        help="a config from configs/ (its parallel.fsdp shapes the mesh)")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
 
     from nepa3d_jax.parallel.startup import initialize
