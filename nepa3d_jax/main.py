@@ -104,14 +104,22 @@ def usage_error(argv: Sequence[str]) -> str | None:
     if path is None:
         return ("--config FILE is required (a config from configs/, e.g. configs/demo.py; "
                 "nepa3d-jax --help for usage)")
-    for i, arg in enumerate(argv):
-        if arg == "--config" or arg.startswith(("--config=", "--config.")) or (
-                i and argv[i - 1] == "--config"):
+    value_of = None  # an absl flag given as `--flag value`: the next word is its value
+    for arg in argv:
+        if value_of is not None or arg.startswith(("--config=", "--config.")):
+            value_of = None
+            continue
+        if arg == "--config":
+            value_of = arg
             continue
         if not arg.startswith("-"):
             return f"unexpected argument {arg!r} (overrides look like --config.a.b=value)"
         name = arg.lstrip("-").split("=", 1)[0]
-        if name not in flags.FLAGS and name.removeprefix("no") not in flags.FLAGS:
+        if name in flags.FLAGS:
+            if "=" not in arg and not flags.FLAGS[name].boolean:
+                value_of = arg
+            continue
+        if name.removeprefix("no") not in flags.FLAGS:
             near = difflib.get_close_matches(name, ["config"], n=1)
             hint = f"; did you mean --{near[0]} FILE or --config.a.b=value?" if near else ""
             return f"unknown flag {arg.split('=', 1)[0]!r}{hint}"
