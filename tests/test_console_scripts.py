@@ -144,3 +144,5 @@ def test_module_commands_take_both_spellings(tmp_path):
         proc = run("-m data_prep.to_tfds", "--cache-root", tmp_path / "none", flag, tmp_path / "o")
         assert proc.returncode == 2 and "none" in proc.stderr, proc.stderr
         assert "unrecognized" not in proc.stderr
+    one_line_error(run("-m nepa3d_jax.parallel.selftest", "--config", tmp_path / "nope.py"),
+                   "config file not found", "nope.py")

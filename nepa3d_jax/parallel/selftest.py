@@ -48,16 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", default=None,
                         help="a config from configs/ (its parallel.fsdp shapes the mesh)")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    config = None
+    if args.config:  # before any device work: a bad file is one line, on every process
+        from nepa3d_jax.config import load_config
+        try:
+            config = load_config(args.config, overrides)
+        except ValueError as err:
+            print(f"selftest: error: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
 
     from nepa3d_jax.parallel.startup import initialize
     info = initialize()
     import jax
 
     from nepa3d_jax.parallel.mesh import make_mesh
-    config = None
-    if args.config:
-        from nepa3d_jax.config import load_config
-        config = load_config(args.config, overrides)
     mesh = make_mesh(config)
     got = run_psum(mesh)
     want = global_batch_values(mesh.devices.size).sum(0)
