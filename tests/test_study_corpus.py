@@ -182,6 +182,10 @@ def test_logistic_regression_gradient_and_a_separable_problem():
     err = check_grad(lambda t: loss(t, xb, onehot, 2.0)[0], lambda t: loss(t, xb, onehot, 2.0)[1],
                      theta)
     assert err < 1e-4 * np.linalg.norm(loss(theta, xb, onehot, 2.0)[1])
+    v = rng.normal(size=theta.shape)                  # Hessian-vector product vs differences
+    fd = (loss(theta + 1e-6 * v, xb, onehot, 2.0)[1] - loss(theta - 1e-6 * v, xb, onehot, 2.0)[1])
+    hv = study_baseline.logreg_hessp(theta, v, xb, onehot, 2.0)
+    assert np.abs(fd / 2e-6 - hv).max() < 1e-5 * np.abs(hv).max()
     w = study_baseline.fit_logreg(x, y, 4, 100.0)
     assert np.mean(study_baseline.predict(w, x) == y) > 0.95
 
