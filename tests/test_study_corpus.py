@@ -54,6 +54,7 @@ def test_layout_counts_and_contract(tiny):
     classes = list(study_shapes.STUDY_CLASSES)
     assert len(classes) == 16 and classes == sorted(classes)
     assert paths["classes"] == classes
+    assert (paths["scale"], paths["seed"], paths["per_class"]) == ("tiny", 0, PER_CLASS)
     assert (out / "classes.txt").read_text().split() == classes
     assert (paths["pretrain_split"], paths["fewshot_split"], paths["test_split"]) == (
         "pretrain", "train", "test")
