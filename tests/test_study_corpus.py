@@ -2,6 +2,7 @@
 scale: layout, counts, cache contract, CPAC view, determinism, resume, refusals; its
 confusable classes differ geometrically; the hand-crafted baseline runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,6 @@ def test_layout_counts_and_contract(tiny):
     n, problems = validate.validate_root(paths["unpaired_root"], list(unpaired_split.ALL_PARTS),
                                          ["mesh", "udfgrid"])
     assert (n, problems) == (80, [])
-    import json
     manifest = json.loads((out / "study.json").read_text())
     assert manifest["shapes"] == {"pretrain": 48, "train": 32, "test": 32}
     assert manifest["request"]["per_class"] == PER_CLASS
