@@ -5,9 +5,11 @@ Tools (each takes --help for its required flags):
   scanobjectnn    ScanObjectNN h5 files -> partial-scan caches
   unpaired_split  the CPAC split view of a cache root
   add_fps_order   add the farthest-point order to existing caches
-  synthetic       the demo's procedural corpus (configs/demo.py builds it on first use)
+  synthetic       the demo's procedural corpus (configs/demo.py builds it on first use);
+                  --profile study: the study corpus (python -m nepa3d_jax.study builds it)
   validate        check every cache of a root (keys, shapes, finite values)
   to_tfds         pack a cache root into a TFDS (ArrayRecord) build
+  study_baseline  hand-crafted baseline of the study corpus (D2 + PCA, logistic regression)
 Flags follow nepa3d_jax.cli: snake_case (kebab-case accepted), `--out` for what the tool
 writes, comma-separated lists. Configs that read the results live in configs/.
 """
@@ -20,7 +22,7 @@ import sys
 from typing import Sequence
 
 TOOLS = ("meshes", "scanobjectnn", "unpaired_split", "add_fps_order", "synthetic", "validate",
-         "to_tfds")
+         "to_tfds", "study_baseline")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
