@@ -310,7 +310,7 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
                           for name in evaluate.names(eval_after)}
         from nepa3d_jax.eval.headline import headline
 
-        result["headline"] = headline(result["eval"])
+        result["headline"] = headline(result["eval"], steps=result["step"])
         for line in result["headline"]["verdict"]:
             log.info("%s", line)
     evaluate.write_results(trainer.workdir, result)
