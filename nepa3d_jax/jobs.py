@@ -52,7 +52,8 @@ class Job:
     label: str = ""              # how verdicts name it ("CPAC"); "" = the name
     metrics: tuple[Metric, ...] = ()  # its top-level numbers; the first one is headlined
     headline: str = ""           # its block in results.json's `headline` ("" = none)
-    # "module:function" (job, result) -> headline block with a "verdict" line, or None;
+    # "module:function" (job, result, pretraining steps or None) -> headline block with a
+    # "verdict" line, or None;
     # "" = `eval.headline.study_block` (results with `summary` / `significance`)
     headline_hook: str = ""
     # "module:function" (run_dir, result, metric key) -> (test kind, {unit: value}) or None:

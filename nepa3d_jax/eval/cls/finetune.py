@@ -177,7 +177,7 @@ def _reinit(r: cls_setup.Resolved) -> None:
     if bb.params is None:
         raise ValueError("config.random_init=True needs config.ckpt (a from-scratch run is "
                          "already randomly initialised)")
-    seed = int(bb.pretrain.get("seed", 0) or 0)
+    seed = baselines.pretrain_seed(bb.pretrain)
     bb.params = baselines.random_params(bb.model, seed)
     bb.source = f"random-init(seed={seed}) of {bb.source}"
     r.notes.append(f"[baseline] backbone re-initialised from seed {seed} (random-init baseline)")
