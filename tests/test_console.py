@@ -35,20 +35,23 @@ def test_demo_summary_is_short_and_states_the_verdict(tmp_path):
     lines = text.splitlines()
     assert len(lines) <= 25
     assert lines[0] == f"{tmp_path}: step 300 of 300, final loss 0.00058"
-    assert lines[1].startswith("CPAC mae (lower is better; seeds 0,1; interval: 95% percentile "
+    assert lines[1].startswith("CPAC mae (lower is better; seeds 0,1; 95% percentile "
                                "bootstrap over 14 shapes")
     assert lines[3].split() == ["pretrained", "0.1427", "[0.1256,", "0.1644]"]
     assert lines[4].split() == ["random-init", "0.1478", "[0.1277,", "0.1709]", "0.30"]
     assert lines[5].split() == ["nn_copy", "0.0884", "[0.0845,", "0.0924]", "0.0001"]
-    assert lines[6] == (
+    assert lines[6:9] == [  # wrapped at 100 columns
         "verdict: CPAC mae: pretrained 0.1427 vs random-init 0.1478: no significant difference "
-        "from random-init (p=0.30); nn_copy is best (p=0.0001); after only 300 pretraining "
-        "steps this reading can change with training length")
-    assert lines[7:11] == ["warning: w1", "warning: w2", "warning: w3",
+        "from",
+        "  random-init (p=0.30); nn_copy is best (p=0.0001); after only 300 pretraining steps "
+        "this reading",
+        "  can change with training length"]
+    assert lines[9:13] == ["warning: w1", "warning: w2", "warning: w3",
                            "(1 more warnings in the result file)"]
-    assert lines[11] == (f"pictures: {tmp_path / 'loss_curve.png'}, "
+    assert lines[13] == (f"pictures: {tmp_path / 'loss_curve.png'}, "
                          f"{tmp_path / 'cpac_sheet.png'}")
-    assert lines[12] == f"full results: {tmp_path / 'results.json'}"
+    assert lines[14] == f"full results: {tmp_path / 'results.json'}"
+    assert max(map(len, lines[1:13])) <= 100
     assert "losses" not in text
 
 

@@ -143,7 +143,7 @@ def test_the_cpac_job_ends_with_a_short_summary(reference_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) <= 25 and lines[-1] == f"full result: {out_json}"
-    assert lines[0].startswith("CPAC mae (lower is better; seeds 0; interval: 95% percentile")
+    assert lines[0].startswith("CPAC mae (lower is better; seeds 0; 95% percentile")
     assert [line.split()[0] for line in lines[2:5]] == ["pretrained", "random-init", "nn_copy"]
     assert lines[5].startswith("verdict: CPAC mae: pretrained ")
     assert json.loads(out_json.read_text())["summary"]["pretrained"]["mae"]["mean"] > 0

@@ -51,7 +51,8 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         assert summary[0].startswith("runs/demo: step 30 of 30, final loss ")
         assert [line.split()[0] for line in summary[3:6]] == ["pretrained", "random-init",
                                                               "nn_copy"]
-        assert summary[6].startswith("verdict: CPAC mae: pretrained ") and summary[6].endswith(
+        verdict = " ".join(line.strip() for line in summary[6:9])
+        assert verdict.startswith("verdict: CPAC mae: pretrained ") and verdict.endswith(
             "after only 30 pretraining steps this reading can change with training length")
         pictures = next(line for line in summary if line.startswith("pictures: "))
         assert "runs/demo/metrics/loss_curve.png" in pictures and "cpac_sheet.png" in pictures

@@ -6,13 +6,19 @@ in its JSON file (`results.json`, `out_json`, `bundle.json`)."""
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any, Mapping
 
 from nepa3d_jax import jobs
 from nepa3d_jax.eval import headline, verdict
 
 MAX_WARNINGS = 3
+WIDTH = 100  # long lines (verdicts, warnings) wrap here, continuation lines indented
 MODELS = ("pretrained", "random_init", "nn_copy")
+
+
+def wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False) or [""]
 
 
 def _fmt(v: Any, spec: str = ".4f") -> str:
@@ -30,7 +36,7 @@ def table(job: jobs.Job, body: Mapping[str, Any]) -> list[str]:
     if seeds:
         about.append(f"seeds {','.join(map(str, seeds))}")
     if ci:
-        about.append(f"interval: {ci}")
+        about.append(ci)
     lines = [f"{job.title} {metric.key} ({'; '.join(about)}):",
              f"  {'model':<12} {'mean':>8}  {'95% interval':<20} p vs pretrained"]
     p = body.get("p") or {}
@@ -54,12 +60,12 @@ def evaluations(evals: Mapping[str, Any], steps: int | None = None) -> list[str]
         body = found[1]
         lines += table(jobs.JOBS[name], body)
         if body.get("verdict"):
-            lines.append(f"verdict: {body['verdict']}")
+            lines += wrap(f"verdict: {body['verdict']}")
     return lines
 
 
 def _warnings(warnings: list[str]) -> list[str]:
-    lines = [f"warning: {w}" for w in warnings[:MAX_WARNINGS]]
+    lines = [line for w in warnings[:MAX_WARNINGS] for line in wrap(f"warning: {w}")]
     if len(warnings) > MAX_WARNINGS:
         lines.append(f"({len(warnings) - MAX_WARNINGS} more warnings in the result file)")
     return lines
@@ -111,7 +117,7 @@ def bundle(summary: Mapping[str, Any]) -> str:
         detail = step.get("reason") or step.get("error") or ""
         lines.append(f"  {name}: {status}" + (f" ({detail})" if detail else ""))
         if step.get("verdict"):
-            lines.append(f"    verdict: {step['verdict']}")
+            lines += ["    " + line for line in wrap(f"verdict: {step['verdict']}")]
     lines.append(f"full results: {os.path.join(str(summary.get('results_dir')), 'bundle.json')}")
     return "\n".join(lines)
 

@@ -6,8 +6,9 @@ bundle, a study across runs) words it here, so the rules hold everywhere:
   "no significant difference", with the p-value;
 * the strongest baseline is named when it is not random-init (e.g. nn_copy beating both);
 * a run pretrained for fewer than `FEW_STEPS` steps is flagged: the demo read "significantly
-  better" after 20 steps and "no significant difference" after 300 and 1000
-  (docs/evaluation.md), so a short run's reading is not the method's.
+  better than random-init (p=0.0085)" after 30 steps and "no significant difference" after
+  300 (p=0.30) and 1000 (p=0.71) (docs/evaluation.md), so a short run's reading is not the
+  method's.
 
 Two entry points: `verdict` from summary numbers and p-values (what result files hold) and
 `verdict_from_units` from paired per-unit values (per shape or per seed), which runs the test.
