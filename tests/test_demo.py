@@ -51,7 +51,8 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         assert summary[0].startswith("runs/demo: step 30 of 30, final loss ")
         assert [line.split()[0] for line in summary[3:6]] == ["pretrained", "random-init",
                                                               "nn_copy"]
-        verdict = " ".join(line.strip() for line in summary[6:9])
+        n_verdict = 1 + next(i for i, line in enumerate(summary[7:]) if not line.startswith("  "))
+        verdict = " ".join(line.strip() for line in summary[6:6 + n_verdict])  # wrapped
         assert verdict.startswith("verdict: CPAC mae: pretrained ") and verdict.endswith(
             "after only 30 pretraining steps this reading can change with training length")
         pictures = next(line for line in summary if line.startswith("pictures: "))
