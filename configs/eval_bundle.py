@@ -5,13 +5,14 @@ Command:
       --config.ckpt=runs/pretrain_abcd_1024_runA --config.run_tag=runA
 PBS (one GPU node per checkpoint):
   qsub -v "OVERRIDES='ckpt=runs/pretrain_abcd_1024_runA run_tag=runA'" launch/eval_bundle.sh
-Runs ScanObjectNN classification (configs/cls_scanobjectnn.py), CPAC-UDF
-(configs/cpac_udf.py: 1024 context / 1024 queries, 800 eval shapes, ridge head on
-`train_udf`) and ModelNet40 classification (configs/cls_modelnet40.py) only when
-`modelnet.cache_root` exists. Sub-settings are overridable as `--config.scan.epochs=50`,
+Runs, in this order (the job registry's, nepa3d_jax/jobs.py), ScanObjectNN classification
+(configs/cls_scanobjectnn.py), ModelNet40 classification (configs/cls_modelnet40.py) only
+when `modelnet.cache_root` exists, and CPAC-UDF (configs/cpac_udf.py: 1024 context / 1024
+queries, 800 eval shapes, ridge head on `train_udf`). Sub-settings are overridable as `--config.scan.epochs=50`,
 `--config.cpac.max_shapes=200`; `ckpt` is copied into every step.
 Expect: results/<run_tag>/{cls_scanobjectnn,cpac_udf,cls_modelnet40}.json, their logs and
-bundle.json (status of each step, a skip reason for ModelNet40 when absent). Compare runs:
+bundle.json (status, summary and verdict of each step, a skip reason for ModelNet40 when
+absent). Compare runs:
   python -m nepa3d_jax.eval.compare results/runA results/runB results/runC results/runD
 """
 

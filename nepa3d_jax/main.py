@@ -16,8 +16,6 @@ from absl import app
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from nepa3d_jax import io
-
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the run saved and stopped early; rerun to resume
 EXIT_USAGE = 2
 USAGE = """usage: nepa3d-jax --config FILE [--config.a.b=VALUE ...]
@@ -83,8 +81,10 @@ def main(argv: Sequence[str]) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2
-    summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
-    print(io.dumps(summary, indent=1))  # standard JSON: a NaN would print as null
+    from nepa3d_jax.eval import console
+
+    # A short summary; the full result stays in its file (results.json, out_json).
+    print(console.text(config, result))
     if result.get("preempted"):
         return EXIT_PREEMPTED
     return 0

@@ -4,12 +4,13 @@ table / chart across result directories."""
 import json
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 
-import ml_collections
 import pytest
 
+from nepa3d_jax import jobs
 from nepa3d_jax.eval import bundle
 from nepa3d_jax.eval import compare
 
@@ -17,12 +18,10 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _bundle_config(tmp_path, ckpt, modelnet_root):
-    sub = lambda **kw: ml_collections.ConfigDict(dict(ckpt="", out_json="", **kw))
-    return ml_collections.ConfigDict(dict(
-        job="eval_bundle", ckpt=str(ckpt), run_tag="", results_root=str(tmp_path / "results"),
-        run_scan=True, run_cpac=True, run_modelnet=True,
-        scan=sub(cache_root="scan"), modelnet=sub(cache_root=str(modelnet_root)),
-        cpac=sub(cache_root="unpaired")))
+    return jobs.with_defaults(jobs.default_config("eval_bundle"), dict(
+        ckpt=str(ckpt), results_root=str(tmp_path / "results"),
+        scan=dict(cache_root="scan"), modelnet=dict(cache_root=str(modelnet_root)),
+        cpac=dict(cache_root="unpaired")))
 
 
 def _fake_runners(calls):
@@ -116,6 +115,64 @@ def test_compare_cli_and_bad_dir(tmp_path):
         compare.compare([str(tmp_path / "nope")])
 
 
+def _cpac_result(folder, mae, rnd, nn):
+    block = lambda m: {"mae": {"mean": m, "ci_low": m - 0.01, "ci_high": m + 0.01}}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cpac_udf.json").write_text(json.dumps({
+        "mae": mae, "rmse": 0.2, "iou@tau": 0.3,
+        "summary": {"pretrained": block(mae), "random_init": block(rnd), "nn_copy": block(nn)},
+        "baselines": {"random_init": {"mae": rnd}, "nn_copy": {"mae": nn}}}))
+
+
+def test_compare_cli_labels_rows_warns_and_says_where_it_wrote(tmp_path):
+    run = tmp_path / "runs" / "demo"  # a run folder: train.eval_after wrote cpac_udf.json here
+    _cpac_result(run, 0.1427, 0.1478, 0.0884)
+    (run / "config.json").write_text(json.dumps({
+        "seed": 0, "config_source": {"path": "configs/demo.py", "overrides": []}}))
+    bundled = tmp_path / "results" / "demo"  # an eval bundle of the same run
+    _cpac_result(bundled, 0.1430, 0.1470, 0.0880)
+    (bundled / "bundle.json").write_text(json.dumps({"run_tag": "demo", "ckpt": "runs/demo"}))
+    other = tmp_path / "other" / "demo"
+    other.mkdir(parents=True)
+    (other / "cpac.json").write_text("{}")  # a result under a name compare does not read
+    (other / "cls_scanobjectnn.json").write_text("{not json")
+    proc = subprocess.run([sys.executable, "-m", "nepa3d_jax.eval.compare", "results/demo",
+                           "runs/demo", "other/demo"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(" | ")[0] for line in proc.stdout.splitlines()
+            if line.startswith("| ") and not line.startswith("| run |")]
+    assert rows == ["| results/demo (demo.py)", "| runs/demo (demo.py)"]
+    assert "other/demo/cls_scanobjectnn.json cannot be read" in proc.stderr
+    assert ("other/demo: no readable cls_scanobjectnn.json, cls_modelnet40.json, "
+            "cpac_udf.json (it holds cls_scanobjectnn.json, cpac.json); skipped") in proc.stderr
+    assert "- runs/demo (demo.py): random-init CPAC MAE 0.1478 [0.1378, 0.1578]; nn_copy " \
+        "CPAC MAE 0.0884 [0.0784, 0.0984]" in proc.stdout
+    assert proc.stdout.rstrip().splitlines()[-1] == (
+        f"wrote {os.path.join('results', 'compare')}.md and "
+        f"{os.path.join('results', 'compare')}.png")
+    png = (tmp_path / "results" / "compare.png").read_bytes()
+    width, height = struct.unpack(">II", png[16:24])
+    # only the three CPAC panels (no empty ScanObjectNN / ModelNet40 ones): one row of three
+    assert (width, height) == (3 * 4 * 120, round((3.6 + 0.6) * 120))
+    nothing = subprocess.run([sys.executable, "-m", "nepa3d_jax.eval.compare", "other/demo"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip().splitlines()[-1] == (
+        "error: no folder holds a result compare can read: other/demo")
+
+
+def test_chart_panels_are_the_columns_with_values():
+    from nepa3d_jax.eval import compare_chart
+    cols = compare.columns()
+    row = dict(values={c.header: None for c in cols}, baselines={})
+    assert compare_chart.panels([row], cols) == []
+    row["values"]["CPAC MAE"] = 0.1
+    row["baselines"]["ScanObjectNN test_acc"] = {"random_init": (0.5, None)}
+    assert [c.header for c in compare_chart.panels([row], cols)] == [
+        "ScanObjectNN test_acc", "CPAC MAE"]
+
+
 def test_eval_bundle_config_loads():
     from nepa3d_jax.config import load_config
     c = load_config(str(REPO / "configs" / "eval_bundle.py"),
@@ -132,7 +189,7 @@ def test_bundle_seeds_reach_every_step_and_the_summary_shows_random_init(tmp_pat
 
     def make(name, result):
         def runner(cfg):
-            seen[name] = cfg.get("seeds")
+            seen[name] = cfg.seeds
             return result
         return runner
     cfg = _bundle_config(tmp_path, ckpt, tmp_path / "absent")
@@ -141,6 +198,6 @@ def test_bundle_seeds_reach_every_step_and_the_summary_shows_random_init(tmp_pat
         "random_init": {"test_acc": 0.3}})), modelnet=make("modelnet", {}),
         cpac=make("cpac", {"mae": 0.16, "baselines": {"random_init": {"mae": 0.2}}}))
     summary = bundle.run(cfg, runners=runners)
-    assert seen == {"scan": "0,1,2", "cpac": "0,1,2"}
+    assert seen == {"scan": "0,1,2", "cpac": "0,1,2"}  # modelnet: no cache, skipped
     assert summary["steps"]["scan"]["summary"]["random_init_test_acc"] == 0.3
     assert summary["steps"]["cpac"]["summary"]["random_init_mae"] == 0.2

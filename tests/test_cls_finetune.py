@@ -10,7 +10,7 @@ import pytest
 
 from configs import cls_scanobjectnn
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cls import finetune as finetune_cls
+from nepa3d_jax.eval.cls import study as finetune_cls
 
 RESULT_KEYS = {"best_val", "best_ep", "test_acc", "history", "settings", "num_train",
                "num_val", "num_test", "test_pred", "seconds_total"}

@@ -25,7 +25,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from configs import cpac_udf as cpac_config  # noqa: E402
-from nepa3d_jax.eval.cpac import udf as cpac_udf  # noqa: E402
+from nepa3d_jax.eval.cpac import study as cpac_study  # noqa: E402
 
 REL = 1e-4  # metrics: relative tolerance of the reference README
 
@@ -93,7 +93,7 @@ def test_golden_tiny_qa(workdir, reference_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(workdir)
     golden = json.loads((reference_dir / "golden" / "cpac_tiny_qa_c32_q32.json").read_text())
     out_json = tmp_path / "cpac.json"
-    out = cpac_udf.run(_config(ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"),
+    out = cpac_study.run(_config(ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"),
                                n_context=32, n_query=32, out_json=str(out_json)))
     _check(out, golden)
     near, gnear = out["near@tau_report"], golden["near@tau_report"]
@@ -119,8 +119,8 @@ def test_short_positional_table_errors_then_resizes(workdir, reference_dir, monk
     monkeypatch.chdir(workdir)
     ckpt = str(reference_dir / "ckpt" / "tiny_qa" / "last.pt")
     with pytest.raises(ValueError, match=r"holds 130 tokens .* config\.max_len=194"):
-        cpac_udf.run(_config(ckpt=ckpt, n_context=64, n_query=32, out_json=""))
-    out = cpac_udf.run(_config(ckpt=ckpt, n_context=64, n_query=32, max_len=194, out_json=""))
+        cpac_study.run(_config(ckpt=ckpt, n_context=64, n_query=32, out_json=""))
+    out = cpac_study.run(_config(ckpt=ckpt, n_context=64, n_query=32, max_len=194, out_json=""))
     _check(out, RESIZED)
 
 
@@ -143,7 +143,7 @@ def test_other_checkpoint_layouts_match_the_original(name, workdir, monkeypatch,
     kw, want = LAYOUTS[name]
     monkeypatch.chdir(workdir)
     ckpt = _torch_checkpoint(tmp_path / f"{name}.pt", **kw)
-    out = cpac_udf.run(_config(ckpt=ckpt, n_context=16, n_query=16, out_json=""))
+    out = cpac_study.run(_config(ckpt=ckpt, n_context=16, n_query=16, out_json=""))
     assert out["qa_tokens"] == bool(kw["qa_tokens"])
     assert out["qa_layout"] == kw.get("qa_layout", "interleave")
     _check(out, want)
@@ -220,7 +220,7 @@ def test_protocol_options_match_the_original(name, workdir, reference_dir, monke
     kw, want = OPTIONS[name]
     monkeypatch.chdir(workdir)
     png = str(tmp_path / "cpac.png")
-    out = cpac_udf.run(_config(ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"),
+    out = cpac_study.run(_config(ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"),
                                n_context=16, n_query=16, out_json="", plot_png=png, **kw))
     _check(out, want)
     assert out["n_shapes_head_train"] == want["n_train"]

@@ -13,7 +13,7 @@ pytest.importorskip("torch")
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from test_cpac_golden import _config, _view  # noqa: E402
 
-from nepa3d_jax.eval.cpac import study, udf as cpac_udf  # noqa: E402
+from nepa3d_jax.eval.cpac import study  # noqa: E402
 
 
 def _no_nan(text: str):
@@ -28,13 +28,13 @@ def result(reference_dir, tmp_path_factory):
     old = os.getcwd()
     os.chdir(work)
     try:
-        out = cpac_udf.run(_config(
+        out = study.run(_config(
             ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"), n_context=32,
             n_query=32, out_json=str(out_json), seeds="0,1", mesh_eval=1,
             mesh_eval_max_shapes=2, mesh_grid_res=12, mesh_chunk_n_query=32,
             mesh_mc_level=0.1, mesh_num_samples=2000, mesh_fscore_tau=0.05,
             render_png=str(work / "res" / "sheet.png"), render_shapes=2))
-        single = cpac_udf.run(_config(
+        single = study.run(_config(
             ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"), n_context=32,
             n_query=32, out_json="", eval_seed=1, random_init_baseline=0))
     finally:
@@ -104,3 +104,50 @@ def test_render_sheet_has_the_stated_size(result):
     from nepa3d_jax.eval.cpac import sheet
     assert (width, height) == (8 * render.PANEL_PX,
                                2 * render.PANEL_PX + sheet.HEAD_PX + sheet.BAR_PX)
+
+
+def test_passes_are_announced_and_their_bars_name_model_seed_and_phase(
+        reference_dir, tmp_path, monkeypatch, caplog):
+    from nepa3d_jax.eval.cpac import report
+
+    monkeypatch.chdir(_view(reference_dir, tmp_path / "view"))
+    bars = []
+    real = report.progress
+    monkeypatch.setattr(report, "progress",
+                        lambda total, desc, enabled: bars.append(desc) or real(total, desc, False))
+    caplog.set_level("INFO", logger="nepa3d_jax.eval.cpac")
+    out = study.run(_config(ckpt=str(reference_dir / "ckpt" / "tiny_qa" / "last.pt"),
+                            n_context=16, n_query=16, out_json="", seeds="0,1", progress=True))
+    want = [f"CPAC {model} seed {seed}: {phase}" for model in ("pretrained", "random-init")
+            for seed in (0, 1) for phase in ("head-train pass", "test pass")]
+    assert bars == want
+    n_test = out["n_shapes_head_test"]
+    assert f"CPAC random-init seed 1: test pass over {n_test} shapes" in caplog.messages
+    # the protocol's Morton order is recorded, not warned about
+    assert out["point_order"]["cpac"] == "morton"
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "morton" in r.message]
+
+
+def test_the_cpac_job_ends_with_a_short_summary(reference_dir, tmp_path):
+    import os
+    import subprocess
+
+    view = _view(reference_dir, tmp_path / "view")
+    out_json = tmp_path / "cpac.json"
+    repo = pathlib.Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "nepa3d_jax.main", "--config", str(repo / "configs" / "cpac_udf.py"),
+         f"--config.ckpt={reference_dir / 'ckpt' / 'tiny_qa' / 'last.pt'}",
+         "--config.cache_root=unpaired", "--config.n_context=16", "--config.n_query=16",
+         "--config.max_shapes=0", "--config.batch_size=8", f"--config.out_json={out_json}",
+         "--config.progress=False"],
+        cwd=view, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) <= 25 and lines[-1] == f"full result: {out_json}"
+    assert lines[0].startswith("CPAC mae (lower is better; seeds 0; 95% percentile")
+    assert [line.split()[0] for line in lines[2:5]] == ["pretrained", "random-init", "nn_copy"]
+    assert lines[5].startswith("verdict: CPAC mae: pretrained ")
+    assert json.loads(out_json.read_text())["summary"]["pretrained"]["mae"]["mean"] > 0
+    assert "CPAC pretrained seed 0: head-train pass over" in proc.stderr

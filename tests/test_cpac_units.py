@@ -11,7 +11,7 @@ from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.eval.cpac import sampling as cs
 from nepa3d_jax.eval.cpac import tokens as ct
 from nepa3d_jax.eval.cpac import report as cpac_report
-from nepa3d_jax.eval.cpac import udf as cpac_udf
+from nepa3d_jax.eval.cpac import study, udf as cpac_udf
 from nepa3d_jax.eval.cpac import metrics as um
 from nepa3d_jax.eval.cpac.ridge import RidgeAccumulator, ridge_fit, ridge_predict
 
@@ -269,15 +269,13 @@ def test_run_checks_every_cache_before_loading_the_checkpoint(tmp_path):
     np.savez(tmp_path / "eval" / "k" / "s2.npz", pt_xyz_pool=POOL)  # no rays, no targets
     (tmp_path / "train_udf" / "k" / "s3.npz").write_text("../../../cache/train/k/s3.npz")
     with pytest.raises(CacheError) as err:  # `ckpt` is not a checkpoint: never opened
-        cpac_udf.run(_config(tmp_path))
+        study.run(_config(tmp_path))
     msg = str(err.value)
     assert "s2.npz [ray_o_pool]: missing key" in msg
     assert "s2.npz [pt_dist_udf_pool or pt_dist_pool]: missing key" in msg
     assert "s3.npz" in msg and "symlink" in msg
 
 
-def test_cpac_order_is_stated_when_it_differs_from_pretraining():
+def test_cpac_order_is_a_point_order_the_tokenizer_knows():
     from nepa3d_jax.tokenizer.modes import POINT_ORDER_MODES
     assert cs.POINT_ORDER in POINT_ORDER_MODES
-    assert cs.order_note("morton") is None and cs.order_note(None) is None
-    assert "point_order_mode='fps'" in cs.order_note("fps")

@@ -45,6 +45,22 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
         proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        # The console ends with a short summary, not the whole result (which stays in the file).
+        summary = proc.stdout.strip().splitlines()
+        assert len(summary) <= 25, proc.stdout
+        assert summary[0].startswith("runs/demo: step 30 of 30, final loss ")
+        assert [line.split()[0] for line in summary[3:6]] == ["pretrained", "random-init",
+                                                              "nn_copy"]
+        n_verdict = 1 + next(i for i, line in enumerate(summary[7:]) if not line.startswith("  "))
+        verdict = " ".join(line.strip() for line in summary[6:6 + n_verdict])  # wrapped
+        assert verdict.startswith("verdict: CPAC mae: pretrained ") and verdict.endswith(
+            "after only 30 pretraining steps this reading can change with training length")
+        pictures = next(line for line in summary if line.startswith("pictures: "))
+        assert "runs/demo/metrics/loss_curve.png" in pictures and "cpac_sheet.png" in pictures
+        assert summary[-1] == "full results: runs/demo/results.json"
+        for model in ("pretrained", "random-init"):
+            assert f"CPAC {model} seed 1: test pass over " in proc.stderr
+        assert "CPAC orders context and queries by morton" not in proc.stderr
         result = json.loads((tmp_path / "runs" / "demo" / "results.json").read_text())
         assert result["step"] == 30 and result["resumed_from"] == (None if call == 0 else 30)
         if call == 0:  # the first call trains: finite losses that go down

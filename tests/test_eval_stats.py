@@ -95,6 +95,13 @@ def test_headline_states_the_pretrained_vs_random_outcome():
     h = headline(evals)
     assert h["cpac_mae"]["random_init"]["mean"] == 0.12 and h["cpac_mae"]["p"] == {
         "pretrained_vs_random_init": 0.001, "pretrained_vs_nn_copy": 0.2}
-    assert h["verdict"][0].startswith("CPAC mae: pretrained 0.0800 vs random-init 0.1200: "
-                                      "pretrained better (significant, p=0.001)")
-    assert "pretrained NOT better (not significant, p=0.3)" in h["verdict"][1]
+    assert h["verdict"][0] == (
+        "CPAC mae: pretrained 0.0800 vs random-init 0.1200: significantly better than "
+        "random-init (p=0.0010); pretrained has the best mean, not significantly above nn_copy "
+        "(p=0.20)")
+    assert h["verdict"][1] == ("classification test_acc: pretrained 0.5000 vs random-init "
+                               "0.6000: no significant difference from random-init (p=0.30)")
+    assert h["cls_test_acc"]["p"] == {"pretrained_vs_random_init": 0.3}
+    short = headline(evals, steps=300)["verdict"]
+    assert all(v.endswith("after only 300 pretraining steps this reading can change with "
+                          "training length") for v in short)

@@ -1,6 +1,7 @@
 """The job registry: one list that main, config validation and `train.eval_after` all read."""
 
 import dataclasses
+import json
 import pathlib
 import sys
 import types
@@ -33,7 +34,7 @@ def test_validation_reads_the_registry_for_job_and_eval_after():
     assert f"job='cls_probe': must be one of {', '.join(jobs.names())}" in msg
     assert ("train.eval_after='eval_bundle': must be one of "
             f"{', '.join(jobs.names(evaluators_only=True))}") in msg
-    assert "pretrain, cpac_udf" in msg
+    assert "pretrain, finetune_cls, cpac_udf" in msg
 
 
 def _fake_evaluator(monkeypatch, seen):
@@ -76,3 +77,60 @@ def test_eval_after_refuses_a_job_that_is_not_an_evaluator(tmp_path):
 def test_jobs_are_frozen_records():
     with pytest.raises(dataclasses.FrozenInstanceError):
         jobs.JOBS["pretrain"].module = "x"
+
+
+def _toy_evaluator(monkeypatch):
+    """A new evaluator as a contributor adds it: one module and one registry entry."""
+    module = types.ModuleType("fake_toy")
+
+    def get_config():
+        return ml_collections.ConfigDict(dict(job="toy", ckpt="", out_json="", seeds="",
+                                              cache_root="", scale=2.0))
+
+    def run(config):
+        import json
+        mean = lambda m: {"mean": m, "ci_low": m - 0.05, "ci_high": m + 0.05}
+        result = {"score": 0.9, "seeds": [0, 1],
+                  "summary": {"pretrained": {"score": mean(0.9)},
+                              "random_init": {"score": mean(0.4)}},
+                  "baselines": {"random_init": {"score": 0.4}},
+                  "significance": {"pretrained_vs_random_init": {"p": 0.004}}}
+        if config.out_json:
+            with open(config.out_json, "w") as f:
+                json.dump(result, f)
+        return result
+
+    module.get_config, module.run = get_config, run
+    monkeypatch.setitem(sys.modules, "fake_toy", module)
+    toy = jobs.Job("toy", "fake_toy", "fake_toy:get_config", label="Toy",
+                   metrics=(jobs.Metric("score", True),), headline="toy_score",
+                   outputs=(jobs.Output("toy", "toy_probe", "Toy probe"),))
+    monkeypatch.setitem(jobs.JOBS, "toy", toy)
+    return toy
+
+
+def test_a_registered_evaluator_appears_in_bundle_compare_and_headline(monkeypatch, tmp_path):
+    from nepa3d_jax.eval import bundle, compare, headline
+
+    _toy_evaluator(monkeypatch)
+    ckpt = tmp_path / "runs" / "r"
+    ckpt.mkdir(parents=True)
+    config = jobs.default_config("eval_bundle")  # the toy's block and switch are in it
+    assert config.run_toy is True and config.toy.scale == 2.0
+    config.update(dict(ckpt=str(ckpt), results_root=str(tmp_path / "results"),
+                       run_scan=False, run_modelnet=False, run_cpac=False))
+    summary = bundle.run(config)
+    step = summary["steps"]["toy"]
+    assert step["status"] == "ok" and step["summary"] == {"score": 0.9, "random_init_score": 0.4}
+    assert step["verdict"] == ("Toy score: pretrained 0.9000 vs random-init 0.4000: "
+                               "significantly better than random-init (p=0.0040)")
+    assert list(summary["steps"]) == ["scan", "modelnet", "cpac", "toy"]  # registry order
+
+    table = compare.compare([str(tmp_path / "results" / "r")], out=str(tmp_path / "cmp"))
+    assert table.splitlines()[0].endswith("| Toy probe score |")
+    assert table.splitlines()[2].endswith("| 0.9000 [0.8500, 0.9500] |")
+    assert "- r: random-init Toy probe score 0.4000 [0.3500, 0.4500]" in table
+
+    evals = {"toy": json.loads((tmp_path / "results" / "r" / "toy_probe.json").read_text())}
+    h = headline.headline(evals)
+    assert h["toy_score"]["random_init"]["mean"] == 0.4 and h["verdict"] == [step["verdict"]]

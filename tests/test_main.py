@@ -21,7 +21,7 @@ def test_config_source_reads_path_and_overrides():
 
 
 def test_unknown_job_names_the_choices():
-    with pytest.raises(ValueError, match="config.job='train'.*pretrain, cpac_udf"):
+    with pytest.raises(ValueError, match="config.job='train'.*pretrain, finetune_cls, cpac_udf"):
         main.run_job(ml_collections.ConfigDict(dict(job="train")))
 
 

@@ -15,12 +15,18 @@ import jax
 import jax.numpy as jnp
 
 
-def init_seed(pretrained: Any) -> int:
-    """The pretraining run's `seed` (0 when the checkpoint does not record one)."""
+def pretrain_seed(record: Any) -> int:
+    """The `seed` a checkpoint's recorded pretraining config holds; 0 when it records none
+    (an original `.pt`'s args may predate the field)."""
     try:
-        return int(pretrained.config.get("seed", 0) or 0)
-    except (AttributeError, TypeError, ValueError):
+        return int(record["seed"] or 0) if "seed" in record else 0
+    except (TypeError, ValueError):
         return 0
+
+
+def init_seed(pretrained: Any) -> int:
+    """The pretraining run's `seed` of a loaded checkpoint (`pretrain_seed`)."""
+    return pretrain_seed(getattr(pretrained, "config", None))
 
 
 def random_params(model: Any, seed: int) -> Any:

@@ -1,8 +1,8 @@
-"""The post-pretrain evaluation bundle for one checkpoint: ScanObjectNN classification,
-CPAC-UDF, and ModelNet40 classification when its cache exists (skipped with a logged
-reason otherwise). Writes `results/<run_tag>/` (one JSON + log per step, `bundle.json`
-with every step's status); a failing step does not stop the others, but the bundle raises
-at the end so the job exits non-zero.
+"""The post-pretrain evaluation bundle for one checkpoint: every registered evaluator output
+(`nepa3d_jax.jobs`: ScanObjectNN classification, ModelNet40 classification when its cache
+exists, CPAC-UDF), in registry order. Writes `results/<run_tag>/` (one JSON + log per step,
+`bundle.json` with every step's status, summary and verdict); a failing step does not stop
+the others, but the bundle raises at the end so the job exits non-zero.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import os
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any, Mapping
 
 import ml_collections
 
-from nepa3d_jax.eval.cls.finetune import write_json_atomic
+from nepa3d_jax import io, jobs
+from nepa3d_jax.eval import headline
 from nepa3d_jax.run_log import close_run_log, open_run_log
-
-STEPS = ("scan", "cpac", "modelnet")
-OUT_NAMES = dict(scan="cls_scanobjectnn", cpac="cpac_udf", modelnet="cls_modelnet40")
 
 
 def run_tag_of(ckpt: str) -> str:
@@ -29,25 +28,35 @@ def run_tag_of(ckpt: str) -> str:
     return os.path.basename(path) or "run"
 
 
-def _summary(name: str, result: dict) -> dict:
-    keys = ("best_val", "test_acc") if name != "cpac" else ("mae", "rmse", "iou@tau")
-    out = {k: result.get(k) for k in keys if k in result}
+def step_summary(job: jobs.Job, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The job's metrics as the result states them, and random-init's headline metric."""
+    out = {m.key: result.get(m.key) for m in job.metrics if m.key in result}
     rnd = (result.get("baselines") or {}).get("random_init") or {}
-    main = "mae" if name == "cpac" else "test_acc"
+    main = job.metrics[0].key if job.metrics else None
     if main in rnd:
         out[f"random_init_{main}"] = rnd[main]
     return out
 
 
-def _runners() -> dict[str, Callable[[ml_collections.ConfigDict], dict]]:
-    from nepa3d_jax.eval.cpac import udf as cpac_udf
-    from nepa3d_jax.eval.cls import finetune as finetune_cls
-    return dict(scan=finetune_cls.run, modelnet=finetune_cls.run, cpac=cpac_udf.run)
+def _run_output(job: jobs.Job, sub: ml_collections.ConfigDict) -> dict:
+    sub.job = job.name
+    return jobs.run(sub, field=f"bundle step {job.name}")
+
+
+def _step_config(c: ml_collections.ConfigDict, output: jobs.Output, out_dir: str
+                 ) -> ml_collections.ConfigDict:
+    sub = ml_collections.ConfigDict(c[output.step].to_dict())
+    sub.ckpt = c.ckpt
+    if str(c.seeds):
+        sub.seeds = str(c.seeds)  # one list of evaluation seeds for every step
+    sub.out_json = os.path.join(out_dir, output.name + ".json")
+    return sub
 
 
 def run(config: ml_collections.ConfigDict,
         runners: dict[str, Callable] | None = None) -> dict:
-    """Runs the enabled steps for `config.ckpt`; returns (and writes) the bundle summary."""
+    """Runs the enabled steps for `config.ckpt`; returns (and writes) the bundle summary.
+    `runners` (step -> function of the step's config) replaces the registered jobs (tests)."""
     c = config
     if not c.ckpt:
         raise ValueError("config.ckpt is empty: name the run directory or .pt to evaluate")
@@ -58,31 +67,31 @@ def run(config: ml_collections.ConfigDict,
     os.makedirs(out_dir, exist_ok=True)
     log = open_run_log("nepa3d_jax.eval_bundle", os.path.join(out_dir, "bundle.log"),
                        "%(asctime)s %(message)s", "%H:%M:%S", mode="a")
-    runners = runners or _runners()
     summary = dict(run_tag=tag, ckpt=c.ckpt, results_dir=out_dir, steps={})
     failed = []
     try:
         log.info(f"[bundle] run_tag={tag} ckpt={c.ckpt} results={out_dir}")
-        for name in STEPS:
-            sub = ml_collections.ConfigDict(c[name].to_dict())
-            sub.ckpt = c.ckpt
-            if str(c.get("seeds", "") or ""):
-                sub.seeds = str(c.seeds)  # one list of evaluation seeds for every step
-            sub.out_json = os.path.join(out_dir, OUT_NAMES[name] + ".json")
-            step = dict(out_json=sub.out_json)
+        for job, output in jobs.outputs():
+            name = output.step
+            sub = _step_config(c, output, out_dir)
+            step: dict[str, Any] = dict(out_json=sub.out_json)
             if not c[f"run_{name}"]:
                 step.update(status="skipped", reason=f"run_{name}=False")
-            elif name == "modelnet" and not os.path.isdir(sub.cache_root):
+            elif output.optional and not os.path.isdir(str(sub.cache_root)):
                 step.update(status="skipped",
-                            reason=f"ModelNet40 cache not found: {sub.cache_root} "
-                                   "(set modelnet.cache_root to run it)")
+                            reason=f"{output.label} cache not found: {sub.cache_root} "
+                                   f"(set {name}.cache_root to run it)")
             else:
-                log.info(f"[bundle] === {name}: {OUT_NAMES[name]} ===")
+                log.info(f"[bundle] === {name}: {output.name} ===")
                 t0 = time.time()
                 try:
-                    result = runners[name](sub)
+                    result = (runners[name](sub) if runners is not None
+                              else _run_output(job, sub))
                     step.update(status="ok", seconds=time.time() - t0,
-                                summary=_summary(name, result))
+                                summary=step_summary(job, result))
+                    found = headline.block(job.name, result)
+                    if found and found[1].get("verdict"):
+                        step["verdict"] = found[1]["verdict"]
                 except Exception as e:  # noqa: BLE001 -- recorded; raised at the end
                     step.update(status="failed", seconds=time.time() - t0,
                                 error=f"{type(e).__name__}: {e}")
@@ -93,8 +102,11 @@ def run(config: ml_collections.ConfigDict,
             else:
                 log.info(f"[bundle] {name}: {step['status']} "
                          f"{step.get('summary', step.get('error', ''))}")
+                if "verdict" in step:
+                    log.info(f"[bundle] {name}: {step['verdict']}")
             summary["steps"][name] = step
-            write_json_atomic(os.path.join(out_dir, "bundle.json"), summary)
+            io.write_json_atomic(os.path.join(out_dir, "bundle.json"), summary, indent=2,
+                                 sort_keys=True)
     finally:
         close_run_log(log)
     if failed:

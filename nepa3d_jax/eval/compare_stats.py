@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Sequence
 
@@ -24,14 +25,25 @@ import numpy as np
 
 from nepa3d_jax.eval import stats
 
+log = logging.getLogger("nepa3d_jax.eval.compare")
 SEED_FIELDS = ("seed", "data.mix_seed", "workdir")
 
 
-def _read(path: str) -> dict | None:
+def read_json(path: str) -> dict | None:
+    """A result file's object; None when absent, and None with a warning when it is not a
+    JSON object (compare goes on with the other files)."""
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        log.warning("compare: %s cannot be read (%s); treated as missing", path, err)
+        return None
+    if not isinstance(data, dict):
+        log.warning("compare: %s holds no result object; treated as missing", path)
+        return None
+    return data
 
 
 def interval(result: dict | None, key: str) -> tuple[float, float] | None:
@@ -47,7 +59,7 @@ def cpac_per_shape(run_dir: str, result: dict | None) -> dict[str, dict[str, flo
     path = result.get("per_shape_json") or os.path.join(run_dir, "cpac_udf.per_shape.json")
     if not os.path.isabs(path) and not os.path.isfile(path):
         path = os.path.join(run_dir, os.path.basename(path))
-    side = _read(path) if path else None
+    side = read_json(path) if path else None
     if not side or "pretrained" not in side.get("stats", {}):
         return None
     st = {k: np.mean(np.asarray(v, np.float64), axis=0)
@@ -55,6 +67,20 @@ def cpac_per_shape(run_dir: str, result: dict | None) -> dict[str, dict[str, flo
     iou = np.where(st["union"] > 0, st["inter"] / np.maximum(st["union"], 1e-9), 1.0)
     per = {"mae": st["abs_err"], "rmse": st["sq_err"], "iou@tau": iou}
     return {m: dict(zip(side["paths"], map(float, v))) for m, v in per.items()}
+
+
+def cpac_paired(run_dir: str, result: dict | None, key: str
+                ) -> tuple[str, dict[str, float] | None]:
+    """`Job.paired` of CPAC: per-shape values (Wilcoxon signed-rank)."""
+    per = cpac_per_shape(run_dir, result)
+    return "wilcoxon", per.get(key) if per else None
+
+
+def cls_paired(run_dir: str, result: dict | None, key: str
+               ) -> tuple[str, dict[int, float] | None] | None:
+    """`Job.paired` of classification: test accuracy per fine-tune seed (paired t-test);
+    validation accuracy selects the epoch and is not tested."""
+    return ("t", cls_per_seed(result, key)) if key == "test_acc" else None
 
 
 def cls_per_seed(result: dict | None, key: str) -> dict[int, float] | None:
@@ -74,14 +100,20 @@ def paired(ref: dict | None, other: dict | None, kind: str) -> dict[str, Any] | 
     return stats.paired_test([other[k] for k in common], [ref[k] for k in common], kind)
 
 
-def config_key(run_dir: str) -> str | None:
-    """The pretraining config of the evaluated checkpoint, seed fields removed (JSON)."""
-    bundle = _read(os.path.join(run_dir, "bundle.json")) or {}
-    ckpt = bundle.get("ckpt")
+def source(run_dir: str) -> str | None:
+    """The run folder of the checkpoint a bundle folder evaluated (None: not a bundle)."""
+    ckpt = (read_json(os.path.join(run_dir, "bundle.json")) or {}).get("ckpt")
     if not ckpt:
         return None
-    folder = ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt)
-    config = _read(os.path.join(folder, "config.json"))
+    return os.path.abspath(ckpt if os.path.isdir(ckpt) else os.path.dirname(ckpt))
+
+
+def config_key(run_dir: str) -> str | None:
+    """The pretraining config of the evaluated checkpoint, seed fields removed (JSON)."""
+    folder = source(run_dir)
+    if folder is None:
+        return None
+    config = read_json(os.path.join(folder, "config.json"))
     if not config:
         return None
     from nepa3d_jax.config.record import flatten
@@ -91,12 +123,15 @@ def config_key(run_dir: str) -> str | None:
                       sort_keys=True, default=str)
 
 
-def group_runs(runs: Sequence[dict], columns: Sequence[tuple]) -> list[dict]:
-    """Merge runs with the same `config_key` into one row: mean and t interval per column."""
+def group_runs(runs: Sequence[dict], headers: Sequence[str]) -> list[dict]:
+    """Merge runs with the same `config_key` into one row: mean and t interval per column
+    (a run evaluated twice is not a second seed: it stays a row of its own)."""
     groups: dict[str, list[dict]] = {}
     order: list[str] = []
     for i, r in enumerate(runs):
         key = r.get("config_key") or f"#{i}"
+        if key in groups and r.get("source") in {m.get("source") for m in groups[key]}:
+            key = f"{key}#{i}"
         if key not in groups:
             order.append(key)
         groups.setdefault(key, []).append(r)
@@ -108,8 +143,8 @@ def group_runs(runs: Sequence[dict], columns: Sequence[tuple]) -> list[dict]:
             continue
         row = dict(name=f"{members[0]['name']} (+{len(members) - 1} seeds)",
                    readout=members[0]["readout"], values={}, intervals={}, members=members,
-                   member_values={})
-        for header, *_ in columns:
+                   member_values={}, baselines={})
+        for header in headers:
             vals = [m["values"][header] for m in members if m["values"][header] is not None]
             row["member_values"][header] = vals
             if vals:
@@ -119,8 +154,18 @@ def group_runs(runs: Sequence[dict], columns: Sequence[tuple]) -> list[dict]:
                     row["intervals"][header] = (t["ci_low"], t["ci_high"])
             else:
                 row["values"][header] = None
+            row["baselines"][header] = _mean_baselines(members, header)
         out.append(row)
     return out
+
+
+def _mean_baselines(members: Sequence[dict], header: str) -> dict[str, tuple]:
+    """A group's baselines: the mean over the members that state one (no interval)."""
+    found: dict[str, list[float]] = {}
+    for m in members:
+        for name, (v, _) in (m.get("baselines") or {}).get(header, {}).items():
+            found.setdefault(name, []).append(v)
+    return {name: (float(np.mean(v)), None) for name, v in found.items()}
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any] | None:

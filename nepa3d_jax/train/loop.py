@@ -323,7 +323,7 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
             result["eval"][name] = evaluate.run_after_training(trainer.config, name)
         from nepa3d_jax.eval.headline import headline
 
-        result["headline"] = headline(result["eval"])
+        result["headline"] = headline(result["eval"], steps=result["step"])
         for line in result["headline"]["verdict"]:
             log.info("%s", line)
     evaluate.write_results(trainer.workdir, result)

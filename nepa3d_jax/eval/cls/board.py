@@ -16,10 +16,10 @@ HPARAMS = ("lr", "weight_decay", "batch", "epochs", "seed", "freeze_backbone", "
 
 
 def board_dir(c) -> str:
-    tb = str(c.get("tb_dir", "") or "")
+    tb = str(c.tb_dir)
     if tb:
         return tb
-    out = str(c.get("out_json", "") or "")
+    out = str(c.out_json)
     return (out[:-5] if out.endswith(".json") else out) + "_tb" if out else ""
 
 
@@ -46,7 +46,7 @@ class Board:
             return
         hparams = {}
         for key in HPARAMS:
-            value = c.get(key, None)
+            value = c[key]
             if isinstance(value, bool):
                 value = int(value)
             hparams[key] = value if isinstance(value, (int, float, str)) else str(value)

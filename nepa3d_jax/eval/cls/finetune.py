@@ -1,5 +1,7 @@
-"""Classification fine-tuning of a pretrained QueryNepa (ScanObjectNN / ModelNet40).
+"""Classification fine-tuning of a pretrained QueryNepa (ScanObjectNN / ModelNet40): one seed.
 
+The job entry is `eval/cls/study.py` (seeds, random-init baseline), which calls `run_single`
+once per seed and backbone:
 `python -m nepa3d_jax.main --config configs/cls_scanobjectnn.py --config.ckpt=RUN_OR_PT`
 
 Protocol (the original's `nepa3d.train.finetune_cls`): files of `<cache_root>/train` split
@@ -110,14 +112,6 @@ def _audit_notes(c, r: cls_setup.Resolved, k_val: int, k_test: int) -> list[str]
     return notes
 
 
-def run(config: ml_collections.ConfigDict) -> dict:
-    """Fine-tune over `seeds` with the random-init baseline (`eval.cls.study`); writes
-    `out_json`."""
-    from nepa3d_jax.eval.cls import study
-
-    return study.run(config, run_single)
-
-
 def run_single(config: ml_collections.ConfigDict) -> dict:
     """Fine-tune, pick the best validation epoch, score it on test; writes `out_json`.
 
@@ -141,7 +135,7 @@ def run_single(config: ml_collections.ConfigDict) -> dict:
         fewshot_n_way=int(c.fewshot_n_way), fewshot_way_seed=int(c.fewshot_way_seed))
     key_init, key_head = jax.random.split(jax.random.key(int(c.seed)))
     r = cls_setup.resolve(c)
-    if bool(c.get("random_init", False)):
+    if bool(c.random_init):
         _reinit(r)
     pooling = cls_pooling.resolve_pooling(c.cls_pooling, r.qa_tokens)
     mesh = cls_steps.data_mesh()
@@ -183,7 +177,7 @@ def _reinit(r: cls_setup.Resolved) -> None:
     if bb.params is None:
         raise ValueError("config.random_init=True needs config.ckpt (a from-scratch run is "
                          "already randomly initialised)")
-    seed = int(bb.pretrain.get("seed", 0) or 0)
+    seed = baselines.pretrain_seed(bb.pretrain)
     bb.params = baselines.random_params(bb.model, seed)
     bb.source = f"random-init(seed={seed}) of {bb.source}"
     r.notes.append(f"[baseline] backbone re-initialised from seed {seed} (random-init baseline)")

@@ -44,7 +44,7 @@ def check_fields(c: ml_collections.ConfigDict) -> None:
         if value not in allowed:
             raise ValueError(f"config.{name}={value!r}: expected one of {tuple(allowed)}")
     choice("backend", c.backend, BACKENDS)
-    if c.get("out_json") and os.path.isdir(str(c.out_json)):
+    if c.out_json and os.path.isdir(str(c.out_json)):
         raise ValueError(f"config.out_json={c.out_json!r} is a directory; name the result file")
     for name in ("train_backend", "eval_backend"):
         if c[name]:

@@ -1,4 +1,4 @@
-"""Classification fine-tuning as a study result: seeds, t intervals, random-init baseline.
+"""Classification fine-tuning, the job entry: seeds, t intervals, random-init baseline.
 
 `run(config)` fine-tunes once per seed of `config.seeds` (empty: `seed` alone; the seed
 drives the head initialisation, the batch order and the augmentation) and, with
@@ -15,12 +15,13 @@ when there are several seeds; `.random_init` for the baseline).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import ml_collections
 
 from nepa3d_jax import io
 from nepa3d_jax.eval import stats
+from nepa3d_jax.eval.cls.finetune import run_single
 
 METRICS = ("test_acc", "best_val")
 
@@ -32,16 +33,17 @@ def _with_tag(path: str, tag: str) -> str:
     return f"{stem}.{tag}.{ext}" if dot else f"{path}.{tag}"
 
 
-def _one(c, seed: int, tag: str, random_init: bool, run_single: Callable) -> dict[str, Any]:
+def _one(c, seed: int, tag: str, random_init: bool) -> dict[str, Any]:
+    """One fine-tune (`finetune.run_single`) with its files tagged by seed / baseline."""
     s = ml_collections.ConfigDict(c.to_dict())
     s.seed = int(seed)
     s.random_init = bool(random_init)
     s.out_json = _with_tag(str(c.out_json), tag)
-    if str(c.get("log_path", "")):
+    if str(c.log_path):
         s.log_path = _with_tag(str(c.log_path), tag)
-    if str(c.get("save_dir", "")) and tag:
+    if str(c.save_dir) and tag:
         s.save_dir = f"{c.save_dir}/{tag}"
-    if str(c.get("tb_dir", "")) and tag:
+    if str(c.tb_dir) and tag:
         s.tb_dir = f"{c.tb_dir}/{tag}"
     return run_single(s)
 
@@ -51,19 +53,20 @@ def _per_seed(runs: list[dict[str, Any]], seeds: list[int]) -> list[dict[str, An
             for s, r in zip(seeds, runs)]
 
 
-def run(config: ml_collections.ConfigDict, run_single: Callable) -> dict[str, Any]:
-    """`run_single` (`finetune.run_single`, passed in: it imports this module) once per seed."""
+def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Fine-tunes once per seed (and per seed from a random-init backbone); returns (and
+    writes to `out_json`) the result."""
     c = ml_collections.ConfigDict(config.to_dict())
-    seeds = stats.parse_seeds(c.get("seeds", ""), int(c.seed))
+    seeds = stats.parse_seeds(c.seeds, int(c.seed))
     several = len(seeds) > 1
 
     def tag(prefix: str, seed: int) -> str:
         parts = ([prefix] if prefix else []) + ([f"seed{seed}"] if several else [])
         return ".".join(parts)
 
-    runs = [_one(c, s, tag("", s), False, run_single) for s in seeds]
-    want_random = bool(int(c.get("random_init_baseline", 1))) and bool(str(c.ckpt))
-    rand = [_one(c, s, tag("random_init", s), True, run_single) for s in seeds] if want_random else []
+    runs = [_one(c, s, tag("", s), False) for s in seeds]
+    want_random = bool(int(c.random_init_baseline)) and bool(str(c.ckpt))
+    rand = [_one(c, s, tag("random_init", s), True) for s in seeds] if want_random else []
 
     out = dict(runs[0])
     out["seeds"] = seeds

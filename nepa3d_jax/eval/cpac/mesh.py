@@ -24,10 +24,7 @@ import numpy as np
 
 from nepa3d_jax.data.grids import grid_centers, trilinear_sample
 
-# The original's mesh-eval options (completion_cpac_udf.py) and their defaults.
-MESH_DEFAULTS = dict(mesh_eval=0, mesh_eval_max_shapes=50, mesh_grid_res=24,
-                     mesh_chunk_n_query=512, mesh_mc_level=0.03, mesh_num_samples=10000,
-                     mesh_fscore_tau=0.01, mesh_save_dir="", mesh_store_per_shape=0)
+# Truth sources of the mesh evaluation (its options and defaults: eval/cpac/defaults.py).
 MESH_GT_SOURCES = ("udf_grid", "pc_xyz")
 SUMMARY_KEYS = ("chamfer_l1", "chamfer_l2", "fscore", "precision", "recall")
 

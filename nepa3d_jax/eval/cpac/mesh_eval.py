@@ -21,21 +21,16 @@ from nepa3d_jax.data.records import CheckedRecord
 from nepa3d_jax.eval.cpac.sampling import ShapeSample
 
 
-def option(c, name: str) -> Any:
-    """A mesh-eval config field, or the original's default when the config predates it."""
-    return c.get(name, mesh.MESH_DEFAULTS.get(name, "udf_grid" if name == "mesh_gt" else None))
-
-
 def validate(c) -> None:
-    if not int(option(c, "mesh_eval")):
+    if not int(c.mesh_eval):
         return
     for name in ("mesh_grid_res", "mesh_chunk_n_query", "mesh_num_samples"):
-        if int(option(c, name)) < (2 if name == "mesh_grid_res" else 1):
-            raise ValueError(f"config.{name}={option(c, name)} is too small")
-    if str(option(c, "mesh_gt")) not in mesh.MESH_GT_SOURCES:
-        raise ValueError(f"config.mesh_gt={option(c, 'mesh_gt')!r}: choose from "
+        if int(c[name]) < (2 if name == "mesh_grid_res" else 1):
+            raise ValueError(f"config.{name}={c[name]} is too small")
+    if str(c.mesh_gt) not in mesh.MESH_GT_SOURCES:
+        raise ValueError(f"config.mesh_gt={c.mesh_gt!r}: choose from "
                          f"{', '.join(mesh.MESH_GT_SOURCES)}")
-    if float(option(c, "mesh_mc_level")) <= 0 or float(option(c, "mesh_fscore_tau")) <= 0:
+    if float(c.mesh_mc_level) <= 0 or float(c.mesh_fscore_tau) <= 0:
         raise ValueError("config.mesh_mc_level and config.mesh_fscore_tau must be > 0")
 
 
@@ -81,18 +76,18 @@ def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
     """The `mesh_eval` block: settings, summary per predictor (probe and nn_dist), per shape.
 
     The first `n_grids` shapes' grids are appended to `grids_out` (for pictures)."""
-    g, level = int(option(c, "mesh_grid_res")), float(option(c, "mesh_mc_level"))
-    kw = dict(level=level, num_samples=int(option(c, "mesh_num_samples")),
-              fscore_tau=float(option(c, "mesh_fscore_tau")))
-    save_dir = str(option(c, "mesh_save_dir") or "")
+    g, level = int(c.mesh_grid_res), float(c.mesh_mc_level)
+    kw = dict(level=level, num_samples=int(c.mesh_num_samples),
+              fscore_tau=float(c.mesh_fscore_tau))
+    save_dir = str(c.mesh_save_dir or "")
     if save_dir:
         os.makedirs(save_dir, exist_ok=True)
     per_shape: dict[str, list[dict[str, Any]]] = {"probe": [], "nn_dist": []}
     for i, s in enumerate(samples):
-        gt = truth_grid(s.path, g, str(option(c, "mesh_gt")))
+        gt = truth_grid(s.path, g, str(c.mesh_gt))
         grids = {"nn_dist": nn_dist_grid(s, g)} if "nn_dist" in names else {}
         if rep_fn is not None and predict is not None and "probe" in names:
-            grids["probe"] = predict_grid(s, g, int(option(c, "mesh_chunk_n_query")),
+            grids["probe"] = predict_grid(s, g, int(c.mesh_chunk_n_query),
                                           layout_for, rep_fn, predict)
         if grids_out is not None and i < n_grids:
             grids_out.append({"name": os.path.splitext(os.path.basename(s.path))[0],
@@ -102,16 +97,16 @@ def run(c, samples: list[ShapeSample], layout_for: Callable, rep_fn,
             per_shape[name].append({"path": s.path, **m})
             if save_dir and meshes is not None:
                 _save(save_dir, s.path, name, meshes)
-    out = {"enabled": True, "grid_res": g, "chunk_n_query": int(option(c, "mesh_chunk_n_query")),
+    out = {"enabled": True, "grid_res": g, "chunk_n_query": int(c.mesh_chunk_n_query),
            "mc_level": level, "num_samples": kw["num_samples"], "fscore_tau": kw["fscore_tau"],
-           "gt_source": str(option(c, "mesh_gt")), "n_eval_shapes": len(samples),
+           "gt_source": str(c.mesh_gt), "n_eval_shapes": len(samples),
            "chamfer": "sum of both directions' mean nearest distance (L1) / squared (L2)"}
     for name, rows in per_shape.items():
         if not rows:
             continue
         out[name] = {"summary": mesh.summarize(rows),
                      "fail_count": sum(1 for r in rows if not r["ok"])}
-        if int(option(c, "mesh_store_per_shape")):
+        if int(c.mesh_store_per_shape):
             out[name]["per_shape"] = rows
     return out
 

@@ -51,16 +51,8 @@ def choose(rng: np.random.RandomState, n: int, k: int) -> np.ndarray:
 
 
 # The CPAC protocol orders context and queries by Morton code, whatever order the checkpoint
-# pretrained with (the original does the same); `order_note` says so when they differ.
+# pretrained with (the original does the same); the result records both (`point_order`).
 POINT_ORDER = "morton"
-
-
-def order_note(pretrain_order: str | None) -> str | None:
-    """A log line when the checkpoint's `data.point_order_mode` is not the CPAC order."""
-    if not pretrain_order or str(pretrain_order).lower() == POINT_ORDER:
-        return None
-    return (f"CPAC orders context and queries by {POINT_ORDER} (the protocol, as the original); "
-            f"the checkpoint pretrained with data.point_order_mode={pretrain_order!r}")
 
 
 def morton_argsort(xyz_N3: np.ndarray) -> np.ndarray:

@@ -71,18 +71,18 @@ def nn_copy_grid(sample: Any, grid_res: int) -> np.ndarray:
     return nn_copy_predict(sample.ctx_xyz, sample.ctx_dist, q).reshape((grid_res,) * 3)
 
 
-def _shape_mae(run: dict[str, Any] | None, name: str, path: str) -> float | None:
-    per = (run or {}).get("_per_shape") or {}
+def _shape_mae(run: Any, name: str, path: str) -> float | None:
+    per = getattr(run, "per_shape", None) or {}
     if name not in per or path not in per.get("paths", []):
         return None
     return float(per[name]["abs_err"][per["paths"].index(path)])
 
 
 def sheet_rows(grids: Sequence[dict[str, Any]], rnd_grids: Sequence[dict[str, Any]],
-               first: dict[str, Any], random_first: dict[str, Any] | None) -> list[dict[str, Any]]:
+               first: Any, random_first: Any | None) -> list[dict[str, Any]]:
     """Rows for `draw` from `mesh_eval.run`'s `grids_out` (pretrained pass and random-init
-    pass) and the first seed's passes (`udf.run_single` results: samples, per-shape stats)."""
-    samples = {os.path.splitext(os.path.basename(s.path))[0]: s for s in first["_samples"]}
+    pass) and the first seed's passes (`udf.Pass`: samples, per-shape stats)."""
+    samples = {os.path.splitext(os.path.basename(s.path))[0]: s for s in first.samples}
     rows = []
     for i, row in enumerate(grids):
         sample = samples.get(row["name"])

@@ -1,7 +1,7 @@
-"""CPAC-UDF as a study result: evaluation seeds, intervals, baselines, mesh metrics.
+"""CPAC-UDF, the job entry: evaluation seeds, intervals, baselines, mesh metrics.
 
 `run(config)` runs the single-seed protocol (`udf.run_single`, the original's numbers) once
-per seed of `config.seeds` (empty: `eval_seed` alone) for the pretrained model and, with
+per seed of `config.seeds` (empty: `eval_seed` alone) for the pretrained network and, with
 `random_init_baseline=1`, for the same architecture at a fresh initialisation; `nn_copy`
 comes with each pass. The result keeps the original's keys (with several seeds the top-level
 `mae`, `rmse`, `iou@tau` are means over seeds) and adds:
@@ -11,6 +11,7 @@ comes with each pass. The result keeps the original's keys (with several seeds t
   significance  pretrained vs each baseline, Wilcoxon signed-rank over shapes of the
                 seed-averaged per-shape MAE
   mesh_eval     with `mesh_eval=1` (first seed): Chamfer / F-score per model
+  point_order   the CPAC order (Morton, the protocol) and the checkpoint's pretraining order
   per_shape_json  the side file with every shape's statistics per seed, for paired
                 comparisons between runs (`python -m nepa3d_jax.eval.compare`)
 """
@@ -18,19 +19,20 @@ comes with each pass. The result keeps the original's keys (with several seeds t
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
+import jax
 import numpy as np
 
 from nepa3d_jax.eval import baselines, stats
-from nepa3d_jax.eval.cpac import mesh_eval, report
+from nepa3d_jax.eval.cpac import mesh_eval, network, report, sampling, udf
 
 log = logging.getLogger(__name__)
 METRICS = tuple(stats.CPAC_METRICS)
-PRIVATE = ("_per_shape", "_samples", "_loaded", "_layout_for", "_predict")
 
 
 def side_file(out_json: str) -> str:
@@ -39,28 +41,18 @@ def side_file(out_json: str) -> str:
     return stem + ".per_shape.json"
 
 
-def _seed_config(c, seed: int, first: bool):
-    s = copy.deepcopy(c)
-    s.eval_seed = int(seed)
-    s.out_json = ""
-    if not first:
-        s.check_caches = False
-        if "plot_png" in s:
-            s.plot_png = ""
-    return s
-
-
-def _passes(c, seeds: list[int], loaded, keep: int, run_single: Callable) -> list[dict[str, Any]]:
+def _passes(c, seeds: list[int], net: network.Network, keep: int) -> list[udf.Pass]:
+    """`net` once per evaluation seed; only the first seed keeps shapes for the mesh eval."""
     runs = []
     for i, seed in enumerate(seeds):
-        runs.append(run_single(_seed_config(c, seed, i == 0), loaded=loaded,
-                                   keep=keep if i == 0 else 0))
-        loaded = runs[-1]["_loaded"]
+        s = copy.deepcopy(c)
+        s.eval_seed = int(seed)
+        runs.append(udf.run_single(s, net, keep=keep if i == 0 else 0))
     return runs
 
 
-def _per_shape(runs: list[dict[str, Any]], name: str) -> list[dict[str, np.ndarray]] | None:
-    rows = [r["_per_shape"].get(name) for r in runs]
+def _per_shape(runs: list[udf.Pass], name: str) -> list[dict[str, np.ndarray]] | None:
+    rows = [r.per_shape.get(name) for r in runs]
     return None if any(r is None for r in rows) else rows
 
 
@@ -68,31 +60,35 @@ def _metrics_block(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: summary[k]["mean"] for k in METRICS}
 
 
-def run(config, run_single: Callable) -> dict[str, Any]:
-    """`run_single` (`udf.run_single`, passed in: it imports this module) once per seed."""
+def run(config) -> dict[str, Any]:
+    """Scores `config.ckpt` over `seeds` with its baselines; returns (and writes to
+    `out_json`, with the per-shape side file) the result."""
     c = config
     t0 = time.perf_counter()
-    seeds = stats.parse_seeds(c.get("seeds", ""), int(c.eval_seed))
-    mesh_on = bool(int(mesh_eval.option(c, "mesh_eval")))
-    render_png = str(c.get("render_png", "") or "")
-    n_render = max(1, int(c.get("render_shapes", 4))) if render_png else 0
+    seeds = stats.parse_seeds(c.seeds, int(c.eval_seed))
+    inp = udf.inputs(c)  # config and split errors before any file is read
+    if bool(c.check_caches):
+        udf.check_caches(c, inp)
+    net = network.load(c, max(len(inp.tr_paths), len(inp.te_paths)))
+    mesh_on = bool(int(c.mesh_eval))
+    render_png = str(c.render_png)
+    n_render = max(1, int(c.render_shapes)) if render_png else 0
     keep = 0
     if mesh_on:
-        keep = int(mesh_eval.option(c, "mesh_eval_max_shapes")) or 1 << 30
+        keep = int(c.mesh_eval_max_shapes) or 1 << 30
     elif render_png:
-        keep = n_render
-    runs = _passes(c, seeds, None, keep, run_single)
-    pre, qa, rep_fn = runs[0]["_loaded"]
-    random_runs: list[dict[str, Any]] = []
-    want_random = bool(int(c.get("random_init_baseline", 1)))
+        keep = 1 << 30  # every shape's sample: the sheet picks across classes
+    runs = _passes(c, seeds, net, keep)
+    random_runs: list[udf.Pass] = []
+    rand_net = None
+    want_random = bool(int(c.random_init_baseline))
     rand_seed = None
-    if want_random and rep_fn is not None and pre is not None and hasattr(pre, "model"):
-        rand_seed = baselines.init_seed(pre)
-        rand = baselines.random_init(pre, rand_seed)
-        random_runs = _passes(c, seeds, (rand, qa, rep_fn.with_params(rand.params)), keep,
-                              run_single)
+    if want_random and net.rep_fn is not None and hasattr(net.pretrained, "model"):
+        rand_seed = baselines.init_seed(net.pretrained)
+        rand_net = net.random_init(rand_seed)
+        random_runs = _passes(c, seeds, rand_net, keep)
 
-    out = {k: v for k, v in runs[0].items() if k not in PRIVATE}
+    out = dict(runs[0].result)
     out["seeds"] = seeds
     groups = {"pretrained": _per_shape(runs, "probe"), "nn_copy": _per_shape(runs, "nn_copy"),
               "random_init": _per_shape(random_runs, "probe") if random_runs else None}
@@ -110,27 +106,34 @@ def run(config, run_single: Callable) -> dict[str, Any]:
     if "random_init" in summary:
         out["baselines"]["random_init"] = {"name": "random_init", "init_seed": rand_seed, **(
             _metrics_block(summary["random_init"]) if several else
-            {k: random_runs[0][k] for k in METRICS})}
+            {k: random_runs[0].result[k] for k in METRICS})}
     elif want_random:
         out["baselines"]["random_init"] = {"name": "random_init", "skipped": (
-            "baseline_only run" if rep_fn is None else "checkpoint has no model to re-init")}
+            "baseline_only run" if net.rep_fn is None else "checkpoint has no model to re-init")}
     out["significance"] = _significance(groups)
+    out["point_order"] = {"cpac": sampling.POINT_ORDER, "checkpoint": net.pretrain_point_order}
     if mesh_on or render_png:
         sheet: list[dict[str, Any]] = []
-        block = _mesh(c, runs[0], random_runs[0] if random_runs else None, sheet, n_render)
+        n_ctx = 0 if str(c.context_mode_test) == "none" else int(c.n_context)
+        block = _mesh(c, n_ctx, (net, runs[0]),
+                      (rand_net, random_runs[0]) if random_runs else None, sheet, n_render)
         if mesh_on:
             out["mesh_eval"] = block
         if render_png:
             from nepa3d_jax.eval import render
 
-            out["render_png"] = render.cpac_sheet(render_png, sheet,
-                                                  float(mesh_eval.option(c, "mesh_mc_level")))
+            out["render_png"] = render.cpac_sheet(render_png, sheet, float(c.mesh_mc_level))
+    if str(c.plot_png) and runs[0].pred is not None:
+        from nepa3d_jax.eval.cpac import plot as cpac_plot
+
+        cpac_plot.save(str(c.plot_png), runs[0].y_true, runs[0].pred, n_query=int(c.n_query),
+                       tau=float(c.tau))
     # `timing` is the first seed's pass (the original's figure); this adds every pass.
     out["timing"] = {**out.get("timing", {}), "all_seeds_and_baselines_s":
                      time.perf_counter() - t0}
-    if str(c.out_json):
+    if str(c.out_json) and jax.process_index() == 0:
         path = side_file(str(c.out_json))
-        report.write_json_atomic(path, _side(groups, runs[0]["_per_shape"]["paths"], seeds))
+        report.write_json_atomic(path, _side(groups, runs[0].per_shape["paths"], seeds))
         out["per_shape_json"] = path
         report.write_json_atomic(str(c.out_json), out)
         log.info("CPAC-UDF written to %s (per shape: %s)", c.out_json, path)
@@ -151,29 +154,29 @@ def _significance(groups: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _mesh(c, first: dict[str, Any], random_first: dict[str, Any] | None,
+def _mesh(c, n_ctx: int, first: tuple[network.Network, udf.Pass],
+          random_first: tuple[network.Network, udf.Pass] | None,
           sheet: list[dict[str, Any]], n_sheet: int) -> dict[str, Any]:
     """The mesh_eval block of the pretrained probe, nn_dist and the random-init probe; the
-    first `n_sheet` shapes' grids go to `sheet` (labels pretrained / random-init / nn_dist)."""
-    samples = first["_samples"]
-    _, _, rep_fn = first["_loaded"]
+    sheet's `n_sheet` shapes (one per class where it can) go to `sheet` (pretrained /
+    random-init / nn_copy, each with its per-shape mae)."""
+    from nepa3d_jax.eval.cpac import sheet as sheet_lib
+
+    net, one = first
+    samples = sheet_lib.sheet_samples(one.samples, n_sheet, keep_all=bool(int(c.mesh_eval)))
     grids: list[dict[str, Any]] = []
-    block = mesh_eval.run(c, samples, first["_layout_for"], rep_fn, first["_predict"],
-                          grids_out=grids, n_grids=n_sheet)
+    block = mesh_eval.run(c, samples, functools.partial(net.layout, n_ctx), net.rep_fn,
+                          one.head.predict if one.head else None, grids_out=grids,
+                          n_grids=n_sheet)
     rnd_grids: list[dict[str, Any]] = []
-    if random_first is not None and random_first["_predict"] is not None:
-        rnd = mesh_eval.run(c, samples, random_first["_layout_for"],
-                            random_first["_loaded"][2], random_first["_predict"],
-                            names=("probe",), grids_out=rnd_grids, n_grids=n_sheet)
-        block["random_init"] = rnd.get("probe")
-    for i, row in enumerate(grids):
-        labelled = {}
-        if "probe" in row["grids"]:
-            labelled["pretrained"] = row["grids"]["probe"]
-        if i < len(rnd_grids):
-            labelled["random-init"] = rnd_grids[i]["grids"]["probe"]
-        labelled["nn_dist"] = row["grids"]["nn_dist"]
-        sheet.append({"name": row["name"], "gt": row["gt"], "grids": labelled})
+    if random_first is not None and random_first[1].head is not None:
+        rnd_net, rnd = random_first
+        block["random_init"] = mesh_eval.run(
+            c, samples, functools.partial(rnd_net.layout, n_ctx), rnd_net.rep_fn,
+            rnd.head.predict, names=("probe",), grids_out=rnd_grids,
+            n_grids=n_sheet).get("probe")
+    sheet.extend(sheet_lib.sheet_rows(grids, rnd_grids, one,
+                                      random_first[1] if random_first else None))
     return block
 
 

@@ -1,40 +1,43 @@
-"""CPAC-UDF job: a ridge probe on a checkpoint's hidden states predicts unsigned distances.
+"""CPAC-UDF, one evaluation seed of one network: the original protocol, number for number.
 
-`run(config)` (config: `configs/cpac_udf.py`) reproduces the original
-`nepa3d.analysis.completion_cpac_udf` protocol number for number: the same per-shape sampling
-(`cpac_sampling`), the same token sequences (`cpac_tokens`), a float64 ridge head (`ridge`) and
-the same metrics (`udf_metrics`). What differs is the execution: shapes are read and sampled by
-host threads while batches of equal-length sequences run through one jit-compiled,
-device-sharded forward (`cpac_extract`); the head's normal equations are accumulated batch by
-batch instead of from one giant design matrix.
+A ridge probe on a checkpoint's hidden states predicts unsigned distances. The job entry is
+`eval/cpac/study.py`, which calls `run_single` once per evaluation seed and network
+(pretrained, random-init). A pass reads top-down:
+  `inputs`     config and split checks: which shapes train the head, which are scored;
+  `fit_head`   the head-training pass and the float64 ridge solve (`ridge`);
+  `test_pass`  the evaluated shapes through the network and the head, nn_copy beside them;
+  `report`     the original's result keys (`udf_metrics`) and per-shape statistics.
+Sampling (`sampling`) and token sequences (`tokens`) are the original's; what differs is the
+execution: shapes are read and sampled by host threads while batches of equal-length
+sequences run through one jit-compiled, device-sharded forward (`extract`, `feed`), and the
+head's normal equations are accumulated batch by batch instead of from one design matrix.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import itertools
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-import jax
 import numpy as np
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cpac import report
-from nepa3d_jax.eval.cpac import sampling
-from nepa3d_jax.eval.cpac import tokens
+from nepa3d_jax.eval.cpac import feed, mesh_eval, sampling
 from nepa3d_jax.eval.cpac import metrics as um
-from nepa3d_jax.eval.cpac.extract import REP_SOURCES, RepresentationFn, checkpoint_max_len
+from nepa3d_jax.eval.cpac.extract import REP_SOURCES
 from nepa3d_jax.eval.cpac.grid import GRID_MODES
-from nepa3d_jax.eval.cpac import mesh_eval
+from nepa3d_jax.eval.cpac.report import settings as original_settings
+from nepa3d_jax.eval.cpac.network import Network
 from nepa3d_jax.eval.cpac.ridge import RidgeAccumulator, ridge_fit, ridge_predict
 from nepa3d_jax.eval.stats import parse_seeds, per_shape_stats
 
 log = logging.getLogger(__name__)
 BASELINES = ("none", "nn_copy")
+POOL_KEY = "pt_dist_udf_pool"  # the query target; shapes without it fall back to pt_dist_pool
 
 
 def _choice(c, name: str, allowed: Iterable[str]) -> None:
@@ -73,7 +76,7 @@ def validate(c) -> None:
             os.path.join(str(c.ckpt), "checkpoints")):
         raise ValueError(f"config.ckpt={c.ckpt!r} is a directory but not a run directory "
                          "(no checkpoints/ inside); name a run directory or an original .pt")
-    out = str(c.get("out_json", "") or "")
+    out = str(c.out_json)
     if out and os.path.isdir(out):
         raise ValueError(f"config.out_json={out!r} is a directory; name the result file")
     if out and os.path.exists(os.path.dirname(os.path.abspath(out))) and not os.access(
@@ -82,18 +85,10 @@ def validate(c) -> None:
     if not os.path.isdir(str(c.cache_root)):
         raise ValueError(f"config.cache_root={c.cache_root!r} is not a directory")
     try:
-        parse_seeds(c.get("seeds", ""), int(c.eval_seed))
+        parse_seeds(c.seeds, int(c.eval_seed))
     except ValueError as err:
         raise ValueError(f"config.seeds: {err}") from None
     mesh_eval.validate(c)
-
-
-def default_batch_size() -> int:
-    """Shapes per call for `batch_size=0`: one per device on CPU, where a single Run-A sequence
-    keeps its activations in cache and larger batches are slower per shape; 8 per device on
-    accelerators."""
-    per_device = 1 if jax.default_backend() == "cpu" else 8
-    return per_device * jax.local_device_count()
 
 
 def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
@@ -129,277 +124,232 @@ def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
             [eval_paths[i] for i in perm[n_train:]], str(c.context_backend), True)
 
 
-def _infer(c, pre, name: str, default: Any) -> Any:
-    if int(c[name]) >= 0:
-        return bool(int(c[name]))
-    try:
-        return bool(int(pre.config.data[name]))
-    except (AttributeError, KeyError, TypeError):
-        return default
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """Which shapes a pass reads: all evaluated, head-training and head-test paths."""
+    eval_paths: list[str]
+    tr_paths: list[str]
+    te_paths: list[str]
+    head_backend: str            # the head-training pass's context backend
+    legacy: bool                 # transductive split of the evaluated shapes (no train split)
 
 
-def load_checkpoint(c, n_contexts: Iterable[int]):
-    """(pretrained, qa_tokens, qa_layout, add_eos); the positional table checked against CPAC."""
-    from nepa3d_jax.checkpoint import load_pretrained
-
-    want = int(c.max_len)
-    pre = load_pretrained(str(c.ckpt), max_len=want if want > 0 else None,
-                          attention=str(c.get("attention", "")) or None)
-    qa_tokens = _infer(c, pre, "qa_tokens", True)
-    add_eos = _infer(c, pre, "add_eos", True)
-    try:
-        qa_layout = str(pre.config.data.qa_layout or "interleave").lower()
-    except (AttributeError, KeyError):
-        qa_layout = "interleave"
-    note = sampling.order_note(getattr(getattr(pre, "config", None), "data", {}).get(
-        "point_order_mode"))
-    if note:
-        log.warning(note)
-    need = max(tokens.sequence_length(n, int(c.n_query), qa_tokens, add_eos) for n in n_contexts)
-    have = checkpoint_max_len(pre)
-    if have is not None and need > have:
-        raise ValueError(
-            f"{c.ckpt}: positional table holds {have} tokens but CPAC with n_context="
-            f"{c.n_context}, n_query={c.n_query} needs {need}; set config.max_len={need} to "
-            "resize it by linear interpolation (the original's --max_len)")
-    return pre, qa_tokens, qa_layout, add_eos
-
-
-def _samples(paths: list[str], *, seed: int, backend: str, mode: str, c, pool,
-             with_baseline: bool) -> Iterator[tuple[sampling.ShapeSample, np.ndarray | None]]:
-    partners = (sampling.mismatch_partners(paths, int(c.mismatch_shift)) if mode == "mismatch"
-                else [None] * len(paths))
-    opts = dict(voxel_grid=int(c.voxel_grid), voxel_dilate=int(c.voxel_dilate),
-                voxel_max_steps=int(c.voxel_max_steps))
-    grid = dict(mode=str(c.grid_sample_mode), near_tau=float(c.grid_near_tau),
-                near_frac=float(c.grid_near_frac))
-
-    def one(args):
-        path, partner = args
-        s = sampling.sample_shape(path, seed=seed, context_backend=backend,
-                                  n_context=int(c.n_context), n_query=int(c.n_query),
-                                  context_mode=mode,
-                                  disjoint_context_query=bool(int(c.disjoint_context_query)),
-                                  mismatch_path=partner, backend_opts=opts,
-                                  query_source=str(c.query_source),
-                                  query_pool_frac=float(c.query_pool_frac), grid_opts=grid)
-        nn = um.nn_copy_predict(s.ctx_xyz, s.ctx_dist, s.q_xyz) if with_baseline else None
-        return s, nn
-
-    return pool.map(one, zip(paths, partners))
-
-
-def _batched(it: Iterable, n: int) -> Iterator[list]:
-    it = iter(it)
-    while batch := list(itertools.islice(it, n)):
-        yield batch
-
-
-def _run_pass(items, n_items: int, layout: tokens.TokenLayout, rep_fn: RepresentationFn | None,
-              on_batch: Callable, desc: str, progress: bool) -> None:
-    """Feed sampled shapes through the model batch by batch; one batch stays in flight."""
-    bar = report.progress(n_items, desc, progress)
-    pending = None
-    bs = rep_fn.batch_size if rep_fn is not None else 64
-    for batch in _batched(items, bs):
-        shapes = [s for s, _ in batch]
-        for s in shapes:
-            if s.ctx_xyz.shape[0] != layout.ctx_xyz_pos.shape[0] or \
-                    s.q_xyz.shape[0] != layout.q_pos.shape[0]:
-                raise ValueError(f"{s.path}: sampled {s.ctx_xyz.shape[0]} context / "
-                                 f"{s.q_xyz.shape[0]} queries, expected the pass's layout")
-        out = None
-        if rep_fn is not None:
-            feat = tokens.build_features(layout, np.stack([s.ctx_xyz for s in shapes]),
-                                         np.stack([s.ctx_dist for s in shapes]),
-                                         np.stack([s.q_xyz for s in shapes]))
-            out = rep_fn(feat, layout.type_id, layout.q_pos)
-        if pending is not None:
-            on_batch(*pending)
-        pending = (out, batch)
-        bar.update(len(batch))
-    if pending is not None:
-        on_batch(*pending)
-    bar.close()
-
-
-def _reps(out, batch) -> np.ndarray:
-    """(sum of queries, D) float32 rows of a finished batch, padding dropped."""
-    r = np.asarray(out)[:len(batch)]
-    return r.reshape(-1, r.shape[-1])
-
-
-def run(config) -> dict[str, Any]:
-    """Score one checkpoint with CPAC-UDF over `seeds`, with its baselines (random-init,
-    nn_copy) and the optional mesh evaluation; returns (and writes to `out_json`) the result."""
-    from nepa3d_jax.eval.cpac import study
-
-    return study.run(config, run_single)
-
-
-def load(c) -> tuple[Any, tuple, RepresentationFn | None]:
-    """(pretrained or None, (qa_tokens, qa_layout, add_eos) or Nones, representation fn)."""
-    n_ctx = [0 if str(c[m]) == "none" else int(c.n_context)
-             for m in ("context_mode_train", "context_mode_test")]
-    pre, rep_fn, qa = None, None, (None, None, None)
-    if str(c.ckpt):
-        pre, *qa = load_checkpoint(c, n_ctx)
-        qa = tuple(qa)
-    if not bool(int(c.baseline_only)):
-        _, tr_paths, te_paths, _, _ = split_paths(c)
-        # no bigger than the larger pass: small runs would otherwise mostly compute padding
-        bs = int(c.batch_size) or default_batch_size()
-        bs = min(bs, max(len(tr_paths), len(te_paths)))
-        rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs)
-    return pre, qa, rep_fn
-
-
-def run_single(config, loaded: tuple | None = None, keep: int = 0) -> dict[str, Any]:
-    """One evaluation seed (`eval_seed`) of the original protocol, number for number.
-
-    `loaded` = `load(config)` (reused across seeds and models); `keep`: how many evaluated
-    shapes' samples to return (for the mesh evaluation). Private keys (`_per_shape`, ...)
-    carry per-shape statistics and the head to `study`."""
-    c = config
-    t_start = time.perf_counter()
+def inputs(c) -> Inputs:
+    """The checked config's shape lists (ValueError naming the field otherwise)."""
     validate(c)
-    eval_paths, tr_paths, te_paths, head_backend, legacy = split_paths(c)
-    mode_tr, mode_te = str(c.context_mode_train), str(c.context_mode_test)
-    baseline_only = bool(int(c.baseline_only))
-    with_baseline = str(c.baseline) == "nn_copy"
-    n_ctx = {m: 0 if m == "none" else int(c.n_context) for m in (mode_tr, mode_te)}
-    if bool(c.get("check_caches", True)):
-        def backend(mode, name):
-            return None if mode == "none" else name
+    return Inputs(*split_paths(c))
 
-        qs = str(c.query_source)
-        problems = [] if baseline_only else sampling.check_shapes(
-            tr_paths, backend(mode_tr, head_backend), qs)
-        problems += sampling.check_shapes(te_paths, backend(mode_te, str(c.context_backend)), qs)
-        if problems:
-            more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-            raise CacheError("CPAC inputs unusable: " + "; ".join(problems[:10]) + more)
 
-    pre, qa, rep_fn = loaded if loaded is not None else load(c)
-    t_loaded = time.perf_counter()
-    qa_tokens, qa_layout, add_eos = (qa if qa[0] is not None else (True, "interleave", True))
+def check_caches(c, inp: Inputs) -> None:
+    """Every cache a pass will read has the keys it needs: one CacheError listing the first
+    ten problems, before anything is loaded or compiled."""
+    def backend(mode: str, name: str) -> str | None:
+        return None if mode == "none" else name
 
-    def layout_for(mode):
-        return tokens.token_layout(n_ctx[mode], int(c.n_query), qa_tokens=qa_tokens,
-                                   qa_layout=qa_layout, add_eos=add_eos, causal_prefix=True)
+    qs = str(c.query_source)
+    problems = [] if int(c.baseline_only) else sampling.check_shapes(
+        inp.tr_paths, backend(str(c.context_mode_train), inp.head_backend), qs)
+    problems += sampling.check_shapes(
+        inp.te_paths, backend(str(c.context_mode_test), str(c.context_backend)), qs)
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise CacheError("CPAC inputs unusable: " + "; ".join(problems[:10]) + more)
 
-    lay_tr, lay_te = layout_for(mode_tr), layout_for(mode_te)
-    if rep_fn is not None:  # compile up front, timed apart from the passes
-        for lay in {(lay_tr.length, lay_tr.q_pos.shape[0]), (lay_te.length, lay_te.q_pos.shape[0])}:
-            rep_fn.compile(*lay)
-    t_compiled = time.perf_counter()
 
-    fallback: set[str] = set()
-    tt = dict(mode=str(c.target_transform), trunc_max=float(c.target_trunc_max),
-              log_scale=float(c.target_log_scale))
-    w = None
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, int(c.workers)))
-    try:
-        if not baseline_only:
-            acc = None
-            rows: list[tuple[np.ndarray, np.ndarray]] = []
+def _target_transform(c) -> dict[str, Any]:
+    return dict(mode=str(c.target_transform), trunc_max=float(c.target_trunc_max),
+                log_scale=float(c.target_log_scale))
 
-            def train_batch(out, batch):
-                nonlocal acc
-                x = _reps(out, batch)
-                y = np.concatenate([s.q_dist for s, _ in batch])
-                fallback.update(s.path for s, _ in batch if s.target_key != "pt_dist_udf_pool")
-                if int(c.head_train_n) > 0:
-                    rows.append((x, y))
-                    return
-                acc = acc or RidgeAccumulator(x.shape[1])
-                acc.add(x, um.transform_target(y, **tt))
 
-            items = _samples(tr_paths, seed=int(c.eval_seed), backend=head_backend, mode=mode_tr,
-                             c=c, pool=pool, with_baseline=False)
-            _run_pass(items, len(tr_paths), lay_tr, rep_fn, train_batch, "collect train",
-                      bool(c.progress))
-            if rows:  # the original's cap: a random subset of all head-training rows
-                x = np.concatenate([r[0] for r in rows])
-                y = np.concatenate([r[1] for r in rows])
-                if x.shape[0] > int(c.head_train_n):
-                    sel = np.random.RandomState(int(c.eval_seed) & 0xFFFFFFFF).permutation(
-                        x.shape[0])[:int(c.head_train_n)]
-                    x, y = x[sel], y[sel]
-                w = ridge_fit(x, um.transform_target(y, **tt), float(c.ridge_lambda))
-            else:
-                w = acc.solve(float(c.ridge_lambda))
-        t_train = time.perf_counter()
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """The fitted ridge probe; it predicts in the transformed target space."""
+    w: np.ndarray
+    transform: dict[str, Any]
 
-        ys, yhat_t, nn, kept = [], [], [], []
+    def predict_transformed(self, x: np.ndarray) -> np.ndarray:
+        return ridge_predict(x, self.w)
 
-        def test_batch(out, batch):
-            ys.extend(s.q_dist for s, _ in batch)
-            kept.extend(s for s, _ in batch[:max(0, keep - len(kept))])
-            fallback.update(s.path for s, _ in batch if s.target_key != "pt_dist_udf_pool")
-            if with_baseline:
-                nn.extend(p for _, p in batch)
-            if out is not None:
-                yhat_t.append(ridge_predict(_reps(out, batch), w))
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Distances (the target transform undone) for representation rows `x`."""
+        return um.inverse_transform_target(ridge_predict(x, self.w), **self.transform)
 
-        items = _samples(te_paths, seed=int(c.eval_seed) + 999, backend=str(c.context_backend),
-                         mode=mode_te, c=c, pool=pool, with_baseline=with_baseline)
-        _run_pass(items, len(te_paths), lay_te, rep_fn, test_batch, "collect test",
+
+@dataclasses.dataclass
+class TestPass:
+    """What the evaluated shapes gave: truths, the probe's and nn_copy's predictions."""
+    y_true: np.ndarray           # (shapes * queries,) float32
+    pred_t: np.ndarray | None    # probe, transformed space (None: baseline-only)
+    nn: np.ndarray | None        # nn_copy (None: no baseline)
+    kept: list[sampling.ShapeSample]
+    seconds: float
+
+
+@dataclasses.dataclass
+class Pass:
+    """One seed of one network: the original's result keys and what the study builds on."""
+    result: dict[str, Any]       # the original's result JSON (metrics, settings, timing)
+    per_shape: dict[str, Any]    # {"paths", "probe", "nn_copy"}: per-shape statistics
+    samples: list[sampling.ShapeSample]  # the first `keep` evaluated shapes (mesh eval)
+    head: Head | None
+    y_true: np.ndarray
+    pred: np.ndarray | None      # probe distances (None: baseline-only)
+
+
+def phase(net: Network, seed: int, name: str, n_shapes: int) -> str:
+    """Announces a pass in the log; returns its progress-bar label."""
+    desc = f"CPAC {net.label} seed {seed}: {name}"
+    log.info("%s over %d shapes", desc, n_shapes)
+    return desc
+
+
+def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
+    """The head-training pass and the ridge solve (the original's, in float64)."""
+    tt = _target_transform(c)
+    layout = net.layout(0 if str(c.context_mode_train) == "none" else int(c.n_context),
+                        int(c.n_query))
+    acc = None
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def train_batch(out, batch):
+        nonlocal acc
+        x = feed.rows(out, batch)
+        y = np.concatenate([s.q_dist for s, _ in batch])
+        fallback.update(s.path for s, _ in batch if s.target_key != POOL_KEY)
+        if int(c.head_train_n) > 0:
+            rows.append((x, y))
+            return
+        acc = acc or RidgeAccumulator(x.shape[1])
+        acc.add(x, um.transform_target(y, **tt))
+
+    items = feed.samples(inp.tr_paths, seed=int(c.eval_seed), backend=inp.head_backend,
+                         mode=str(c.context_mode_train), c=c, pool=pool, with_baseline=False)
+    desc = phase(net, int(c.eval_seed), "head-train pass", len(inp.tr_paths))
+    feed.run_pass(items, len(inp.tr_paths), layout, net.rep_fn, train_batch, desc,
                   bool(c.progress))
-    finally:  # on an error, queued shapes are dropped instead of sampled
-        pool.shutdown(wait=True, cancel_futures=True)
-    t_test = time.perf_counter()
+    if not rows:
+        return Head(acc.solve(float(c.ridge_lambda)), tt)
+    # the original's cap: a random subset of all head-training rows
+    x = np.concatenate([r[0] for r in rows])
+    y = np.concatenate([r[1] for r in rows])
+    if x.shape[0] > int(c.head_train_n):
+        sel = np.random.RandomState(int(c.eval_seed) & 0xFFFFFFFF).permutation(
+            x.shape[0])[:int(c.head_train_n)]
+        x, y = x[sel], y[sel]
+    return Head(ridge_fit(x, um.transform_target(y, **tt), float(c.ridge_lambda)), tt)
 
-    y_true = np.concatenate(ys).astype(np.float32)
-    n_te = len(ys)
-    per_shape = {"paths": list(te_paths)}
+
+def test_pass(c, inp: Inputs, net: Network, head: Head | None, pool, keep: int,
+              fallback: set[str]) -> TestPass:
+    """The evaluated shapes (sampled with `eval_seed + 999`) through the network and head."""
+    t0 = time.perf_counter()
+    with_baseline = str(c.baseline) == "nn_copy"
+    layout = net.layout(0 if str(c.context_mode_test) == "none" else int(c.n_context),
+                        int(c.n_query))
+    ys, yhat_t, nn, kept = [], [], [], []
+
+    def test_batch(out, batch):
+        ys.extend(s.q_dist for s, _ in batch)
+        kept.extend(s for s, _ in batch[:max(0, keep - len(kept))])
+        fallback.update(s.path for s, _ in batch if s.target_key != POOL_KEY)
+        if with_baseline:
+            nn.extend(p for _, p in batch)
+        if out is not None:
+            yhat_t.append(head.predict_transformed(feed.rows(out, batch)))
+
+    items = feed.samples(inp.te_paths, seed=int(c.eval_seed) + 999,
+                         backend=str(c.context_backend), mode=str(c.context_mode_test), c=c,
+                         pool=pool, with_baseline=with_baseline)
+    desc = phase(net, int(c.eval_seed), "test pass", len(inp.te_paths))
+    feed.run_pass(items, len(inp.te_paths), layout, net.rep_fn, test_batch, desc,
+                  bool(c.progress))
+    return TestPass(np.concatenate(ys).astype(np.float32),
+                    np.concatenate(yhat_t) if yhat_t else None,
+                    np.concatenate(nn) if with_baseline else None, kept,
+                    time.perf_counter() - t0)
+
+
+def report(c, inp: Inputs, net: Network, test: TestPass, fallback: set[str]
+           ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray | None]:
+    """(the original's result keys, per-shape statistics, probe distances or None)."""
+    tau, tt = float(c.tau), _target_transform(c)
+    y_true, n_te = test.y_true, len(inp.te_paths)
+    per_shape: dict[str, Any] = {"paths": list(inp.te_paths)}
     baseline = None
-    if with_baseline:
-        baseline = um.udf_metrics(y_true, np.concatenate(nn), float(c.tau))
+    if test.nn is not None:
+        baseline = um.udf_metrics(y_true, test.nn, tau)
         baseline["name"] = "nn_copy"
         per_shape["nn_copy"] = per_shape_stats(y_true.reshape(n_te, -1),
-                                               np.concatenate(nn).reshape(n_te, -1), float(c.tau))
-    settings = report.settings(c, eval_paths=eval_paths, tr_paths=tr_paths, te_paths=te_paths,
-                         head_backend=head_backend, legacy=legacy,
-                         qa=(qa_tokens, qa_layout, add_eos))
-    if baseline_only:
+                                               test.nn.reshape(n_te, -1), tau)
+    settings = report_settings(c, inp, net)
+    pred = None
+    if test.pred_t is None:  # baseline_only
         out = dict(baseline)
         out.update(settings)
         out.update(baseline=baseline, baseline_only=True)
     else:
-        pred_t = np.concatenate(yhat_t)
-        pred = um.inverse_transform_target(pred_t, **tt)
-        out = um.udf_metrics(y_true, pred, float(c.tau))
+        pred = um.inverse_transform_target(test.pred_t, **tt)
+        out = um.udf_metrics(y_true, pred, tau)
         per_shape["probe"] = per_shape_stats(y_true.reshape(n_te, -1), pred.reshape(n_te, -1),
-                                             float(c.tau))
-        out["near@tau_report"] = um.udf_metrics_near(y_true, pred, float(c.tau),
-                                                     float(c.report_near_tau))
+                                             tau)
+        out["near@tau_report"] = um.udf_metrics_near(y_true, pred, tau, float(c.report_near_tau))
         out["metrics_transformed"] = um.udf_metrics(
-            um.transform_target(y_true, **tt), pred_t, um.transform_tau(float(c.tau), **tt))
+            um.transform_target(y_true, **tt), test.pred_t, um.transform_tau(tau, **tt))
         out.update(settings)
         out["baseline"] = baseline
     if fallback:
-        log.warning("%d shapes lack pt_dist_udf_pool; their query targets are pt_dist_pool "
-                    "(the original's fallback), e.g. %s", len(fallback), sorted(fallback)[0])
+        log.warning("%d shapes lack %s; their query targets are pt_dist_pool "
+                    "(the original's fallback), e.g. %s", len(fallback), POOL_KEY,
+                    sorted(fallback)[0])
     out["target_fallback"] = {"key": "pt_dist_pool", "n_shapes": len(fallback),
                               "examples": sorted(fallback)[:5]}
-    t_end = time.perf_counter()
-    n_shapes = (0 if baseline_only else len(tr_paths)) + len(te_paths)
-    out["timing"] = {
-        "total_s": t_end - t_start, "load_s": t_loaded - t_start,
+    return out, per_shape, pred
+
+
+def report_settings(c, inp: Inputs, net: Network) -> dict[str, Any]:
+    return original_settings(c, eval_paths=inp.eval_paths, tr_paths=inp.tr_paths,
+                             te_paths=inp.te_paths, head_backend=inp.head_backend,
+                             legacy=inp.legacy, qa=(net.qa_tokens, net.qa_layout, net.add_eos))
+
+
+def _compile(c, net: Network) -> None:
+    """Compiles both passes' forwards up front, timed apart from the passes."""
+    if net.rep_fn is None:
+        return
+    shapes = set()
+    for mode in (str(c.context_mode_train), str(c.context_mode_test)):
+        lay = net.layout(0 if mode == "none" else int(c.n_context), int(c.n_query))
+        shapes.add((lay.length, lay.q_pos.shape[0]))
+    for shape in shapes:
+        net.rep_fn.compile(*shape)
+
+
+def run_single(c, net: Network, keep: int = 0) -> Pass:
+    """One evaluation seed (`c.eval_seed`) of `net`; `keep`: how many evaluated shapes'
+    samples to return (for the mesh evaluation and the picture). Caches are checked once by
+    the study (`check_caches`) before the network is loaded."""
+    t_start = time.perf_counter()
+    inp = inputs(c)
+    _compile(c, net)
+    t_compiled = time.perf_counter()
+    baseline_only = bool(int(c.baseline_only))
+    fallback: set[str] = set()
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, int(c.workers)))
+    try:
+        head = None if baseline_only else fit_head(c, inp, net, pool, fallback)
+        t_train = time.perf_counter()
+        test = test_pass(c, inp, net, head, pool, keep, fallback)
+    finally:  # on an error, queued shapes are dropped instead of sampled
+        pool.shutdown(wait=True, cancel_futures=True)
+    result, per_shape, pred = report(c, inp, net, test, fallback)
+    n_shapes = (0 if baseline_only else len(inp.tr_paths)) + len(inp.te_paths)
+    rep_fn = net.rep_fn
+    result["timing"] = {
+        "total_s": time.perf_counter() - t_start, "load_s": net.load_seconds,
         "compile_s": rep_fn.compile_seconds if rep_fn else 0.0,
-        "head_train_pass_s": t_train - t_compiled, "test_pass_s": t_test - t_train,
-        "shapes": n_shapes, "shapes_per_s": n_shapes / max(t_test - t_compiled, 1e-9),
+        "head_train_pass_s": t_train - t_compiled, "test_pass_s": test.seconds,
+        "shapes": n_shapes,
+        "shapes_per_s": n_shapes / max(t_train - t_compiled + test.seconds, 1e-9),
         "batch_size": rep_fn.batch_size if rep_fn else 0,
     }
-    if str(c.out_json) and jax.process_index() == 0:
-        report.write_json_atomic(str(c.out_json), out)
-        log.info("CPAC-UDF written to %s", c.out_json)
-    if str(c.get("plot_png", "")) and not baseline_only:
-        from nepa3d_jax.eval.cpac import plot as cpac_plot
-        cpac_plot.save(str(c.plot_png), y_true, pred, n_query=int(c.n_query), tau=float(c.tau))
-    out.update(_per_shape=per_shape, _samples=kept, _loaded=(pre, qa, rep_fn), _layout_for=lambda m: tokens.token_layout(
-        n_ctx[mode_te], m, qa_tokens=qa_tokens, qa_layout=qa_layout, add_eos=add_eos,
-        causal_prefix=True), _predict=None if w is None else (
-            lambda x: um.inverse_transform_target(ridge_predict(x, w), **tt)))
-    return out
+    return Pass(result, per_shape, test.kept, head, test.y_true, pred)
