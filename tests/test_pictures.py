@@ -63,10 +63,11 @@ def test_sheet_rows_carry_each_predictor_and_its_shape_mae(tmp_path):
     grids = [{"name": f"{c}_0", "gt": gt, "grids": {"probe": gt + 0.1, "nn_dist": gt}}
              for c in ("torus", "box")]
     rnd = [{"name": r["name"], "gt": gt, "grids": {"probe": gt + 0.2}} for r in grids]
-    first = {"_samples": samples, "_per_shape": {
+    first = SimpleNamespace(samples=samples, per_shape={  # the fields of a udf.Pass it reads
         "paths": paths, "probe": {"abs_err": np.array([0.11, 0.12])},
-        "nn_copy": {"abs_err": np.array([0.05, 0.06])}}}
-    rfirst = {"_per_shape": {"paths": paths, "probe": {"abs_err": np.array([0.21, 0.22])}}}
+        "nn_copy": {"abs_err": np.array([0.05, 0.06])}})
+    rfirst = SimpleNamespace(samples=[], per_shape={
+        "paths": paths, "probe": {"abs_err": np.array([0.21, 0.22])}})
     rows = sheet.sheet_rows(grids, rnd, first, rfirst)
     assert [r["name"] for r in rows] == ["torus_0", "box_0"]
     assert rows[0]["cls"] == "torus" and list(rows[0]["grids"]) == ["pretrained", "random-init",
