@@ -22,6 +22,7 @@ from tqdm import tqdm
 from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
+from nepa3d_jax.data.mixture import mix_spec_from_config
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
 from nepa3d_jax.train import divergence, evaluate, resume
 from nepa3d_jax.train import collapse
@@ -112,8 +113,12 @@ class Trainer:
         self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
+        self.record["derived"][resume.MIXTURE_KEY] = resume.mixture_record(
+            mix_spec_from_config(config.data))  # compared whole on resume (resume.py)
         self.skipped: list[str] = []
         self.changes: dict[str, list] = {}
+        self.resumed_from: int | None = None
+        self.losses: list[tuple[int, float]] = []
         self._sizes = None
         log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
         log.info("data: %s", self.pipeline.describe())
