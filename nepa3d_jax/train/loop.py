@@ -178,6 +178,7 @@ class Trainer:
     def train(self, callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
         """The loop; `callback(step, metrics)` runs after every step (metrics on device)."""
         state, resumed = self.initial_state()
+        self.resumed_from = resumed
         start = int(jax.device_get(state.step))
         if resumed is None or not (self.workdir / "config.json").is_file():
             self.run_dir.write_config(self.record)  # the first segment; later ones: history
@@ -190,6 +191,7 @@ class Trainer:
         ckpt_every = int(cfg.get("checkpoint_every_steps", 0))
         metrics_log = MetricsLog(self.workdir)
         losses: list[tuple[int, float]] = []
+        self.losses = losses  # results.json of a diverged segment keeps them (run())
         preempted = False
         step = start
         primary = jax.process_index() == 0
@@ -275,7 +277,8 @@ class Trainer:
         if not all(map(math.isfinite, values.values())):
             self.run_dir.wait()  # a save in flight is of an earlier, checked step
         divergence.check(step, values, where=where, log_every=log_every,
-                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir))
+                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir),
+                         resumed_from=self.resumed_from)
 
     def close(self) -> None:
         try:
@@ -304,7 +307,8 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     except divergence.DivergenceError as err:
         evaluate.write_results(trainer.workdir, dict(
             workdir=str(trainer.workdir), status="diverged", diverged_at_step=err.step,
-            last_finite_checkpoint=err.last_checkpoint, error=str(err)))
+            last_finite_checkpoint=err.last_checkpoint, error=str(err),
+            resumed_from=trainer.resumed_from, losses=trainer.losses))
         raise
     finally:
         trainer.close()
