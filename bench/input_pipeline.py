@@ -16,7 +16,6 @@ line is `input samples/s ours=<tfds, 2 worker processes> original=<original, 2 w
 ratio=<ours/original>`. Also prints the samples/s a GPU consumes at a stated MFU.
 """
 
-import argparse
 import os
 import shutil
 import statistics
@@ -33,6 +32,7 @@ import ml_collections  # noqa: E402
 
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402
+from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.data import schema  # noqa: E402
 from nepa3d_jax.data import workers as workers_lib  # noqa: E402
 from nepa3d_jax.data.pipeline import InputPipeline  # noqa: E402
@@ -180,7 +180,7 @@ def gpu_need(preset, mfu):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="runA")
     ap.add_argument("--reference-src", default=None, help="checkout of the original")
     ap.add_argument("--corpus", default="data/bench_input",

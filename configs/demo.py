@@ -1,4 +1,4 @@
-"""The embedded default: a few-minute pretraining + CPAC-UDF run on a synthetic corpus.
+"""The demo: a few-minute pretraining + CPAC-UDF run on a synthetic corpus.
 
   make demo        (= python -m nepa3d_jax.main --config configs/demo.py)
 

@@ -1,6 +1,6 @@
 """Mesh folder -> per-shape caches (ModelNet or ShapeNetCore.v2 layout).
 
-  python -m data_prep.meshes --layout modelnet --root ModelNet40 --out_root cache \\
+  python -m data_prep.meshes --layout modelnet --root ModelNet40 --out cache \\
       --split all --workers 8 [--seed 0] [--overwrite] [profile flags]
 
 Each shape gets its own RNG from (--seed, "<split>/<class>/<name>"), so results do not depend

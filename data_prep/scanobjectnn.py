@@ -1,6 +1,6 @@
 """ScanObjectNN h5 files (`data` (N, P, 3), `label` (N,)) -> per-sample caches.
 
-  python -m data_prep.scanobjectnn --scan_root h5_files/main_split --out_root scan_cache \\
+  python -m data_prep.scanobjectnn --scan_root h5_files/main_split --out scan_cache \\
       [--split all] [--workers 4] [--seed 0] [--rng per_sample|sequential] [--overwrite]
 
 Output `<out>/<split>/class_<label:03d>/<h5 stem>_<index:06d>.npz` with the original's keys:

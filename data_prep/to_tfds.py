@@ -1,6 +1,6 @@
 """Pack a cache root into a tensorflow-datasets (ArrayRecord) build: one record per shape.
 
-  python -m data_prep.to_tfds --cache_root data/cache --out_dir data/cache_tfds \\
+  python -m data_prep.to_tfds --cache_root data/cache --out data/cache_tfds \\
       [--splits train,test] [--workers 8] [--shards 0] [--overwrite] [--drop_keys k1,k2]
 
 `--drop_keys` leaves out arrays no run of yours reads (the index records what was kept).
@@ -24,7 +24,7 @@ a finished build is found at once (`--overwrite` rebuilds). TensorFlow is not ne
 numpy path, `array_record` writer). Test hook: `tfds_shards.PAUSE_ENV`.
 
 One build per output folder: `<out>/to_tfds.lock` is taken the way a training run takes its
-`run.lock` (`nepa3d_jax.checkpoint.lock`): a second build into the same `--out_dir` is refused
+`run.lock` (`nepa3d_jax.checkpoint.lock`): a second build into the same `--out` is refused
 with the holder's host and pid (it would delete the first one's files in flight); the lock of
 a dead build on this host is taken over at once, one on another host after `--lock_stale_hours`
 without a heartbeat (one per finished shard).
@@ -47,6 +47,7 @@ from tqdm import tqdm
 
 from data_prep import atomic, tfds_shards
 from data_prep.runner import process_context
+from nepa3d_jax import cli
 from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
@@ -289,10 +290,11 @@ def _build(cache_root: str, out_dir: str, splits: Sequence[str], workers: int, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m data_prep.to_tfds", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = cli.ArgumentParser(prog="python -m data_prep.to_tfds", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
-    ap.add_argument("--out_dir", required=True)
+    ap.add_argument("--out", "--out_dir", dest="out_dir", required=True,
+                    help="the build folder (--out_dir: the older name)")
     ap.add_argument("--splits", default="", help="comma-separated; default: every split folder")
     ap.add_argument("--workers", type=int, default=1,
                     help="processes writing shards (one shard each at a time)")

@@ -1,9 +1,9 @@
 """CPAC split map and split view: which training shapes each modality may see.
 
-  python -m data_prep.unpaired_split map  --cache_root cache --out_json split.json \\
+  python -m data_prep.unpaired_split map  --cache_root cache --out split.json \\
       [--ratios 0.34 0.33 0.33] [--seed 0] [--train_split train] [--eval_split test]
   python -m data_prep.unpaired_split view --src_cache_root cache --split_json split.json \\
-      --out_root unpaired [--link_mode symlink|hardlink|copy] [--splits ...] [--overwrite]
+      --out unpaired [--link_mode symlink|hardlink|copy] [--splits ...] [--overwrite]
 
 `map`: within each class, the sorted training caches are shuffled by one
 RandomState(seed) (classes in sorted order) and cut into train_mesh / train_pc / train_udf

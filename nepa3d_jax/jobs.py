@@ -23,16 +23,19 @@ class Job:
     defaults: str                # "module:function" returning the job's default ConfigDict
     evaluator: bool = True       # may be named in `train.eval_after`
     takes_source: bool = False   # run(config, config_path=..., overrides=...) (the run record)
+    check: str = ""              # "module:function" raising ValueError on a bad config, or ""
 
 
 JOBS: dict[str, Job] = {job.name: job for job in (
     Job("pretrain", "nepa3d_jax.train.loop", "nepa3d_jax.train.defaults:get_config",
         evaluator=False, takes_source=True),
-    Job("cpac_udf", "nepa3d_jax.eval.cpac.udf", "nepa3d_jax.eval.cpac.defaults:get_config"),
+    Job("cpac_udf", "nepa3d_jax.eval.cpac.udf", "nepa3d_jax.eval.cpac.defaults:get_config",
+        check="nepa3d_jax.config.job_checks:cpac_udf"),
     Job("finetune_cls", "nepa3d_jax.eval.cls.finetune",
-        "nepa3d_jax.eval.cls.defaults:scanobjectnn"),
+        "nepa3d_jax.eval.cls.defaults:scanobjectnn",
+        check="nepa3d_jax.config.job_checks:finetune_cls"),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
-        evaluator=False),
+        evaluator=False, check="nepa3d_jax.config.job_checks:eval_bundle"),
 )}
 
 
@@ -57,6 +60,14 @@ def _resolve(ref: str) -> Any:
 def default_config(name: str) -> ml_collections.ConfigDict:
     """A fresh copy of the job's defaults (what its `configs/<file>.py` starts from)."""
     return _resolve(get(name).defaults)()
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    """The job's own start-up checks (ValueError naming the field), without running it; the
+    pretrain job's are `nepa3d_jax.config.validate` and `derive`, called by the caller."""
+    job = get(str(config.get("job", "pretrain")))
+    if job.check:
+        _resolve(job.check)(config)
 
 
 def run(config: ml_collections.ConfigDict, config_path: str | None = None,

@@ -1,15 +1,14 @@
-"""One entry point for every job: `python -m nepa3d_jax.main --config FILE [--config.a.b=v ...]`.
+"""One entry point for every job: `nepa3d-jax --config FILE [--config.a.b=v ...]`
+(= `python -m nepa3d_jax.main ...`).
 
 Dispatches on `config.job` through the job registry (`nepa3d_jax.jobs`: pretrain | cpac_udf |
 finetune_cls | eval_bundle). Job modules are imported lazily, so a job whose module (or optional
-dependency) is missing fails alone.
-Without `--config`, runs the embedded default `configs/demo.py`.
+dependency) is missing fails alone. Without `--config` it prints `USAGE` and exits with status 2.
 """
 
 from __future__ import annotations
 
 import logging
-import pathlib
 import sys
 from typing import Any, Sequence
 
@@ -19,18 +18,28 @@ from ml_collections import config_flags
 
 from nepa3d_jax import io
 
-_REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = "configs/demo.py"
 EXIT_PREEMPTED = 143  # 128 + SIGTERM: the run saved and stopped early; rerun to resume
+EXIT_USAGE = 2
+USAGE = """usage: nepa3d-jax --config FILE [--config.a.b=VALUE ...]
+
+Runs the job a config file names (pretrain, cpac_udf, finetune_cls, eval_bundle).
+  --config FILE          required: a config from configs/ (configs/demo.py: the few-minute
+                         demo, the same as `make demo`; configs/runA.py ... runD.py: the
+                         pretraining runs; configs/cpac_udf.py, cls_*.py, eval_bundle.py:
+                         the evaluations)
+  --config.a.b=VALUE     override one field (snake_case or kebab-case), e.g.
+                         --config.train.num_steps=20 --config.workdir=runs/try
+Check a config first, without running anything: nepa3d-config --config FILE
+Compare configs: nepa3d-config diff configs/runA.py configs/runC.py
+absl's own flags: --helpfull"""
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "ml-collections config file (configs/runA.py, ...); default configs/demo.py",
-    lock_config=False)
+    "config", None, "ml-collections config file (configs/runA.py, ...)", lock_config=False)
 
 
-def _config_source(argv: Sequence[str]) -> tuple[str, list[str]]:
-    """(config path, overrides) as given on the command line, for the run record."""
-    path, overrides = DEFAULT_CONFIG, []
+def _config_source(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """(config path or None, overrides) as given on the command line, for the run record."""
+    path, overrides = None, []
     for i, arg in enumerate(argv):
         if arg.startswith("--config="):
             path = arg.split("=", 1)[1]
@@ -39,15 +48,6 @@ def _config_source(argv: Sequence[str]) -> tuple[str, list[str]]:
         elif arg.startswith("--config."):
             overrides.append(arg[2:].split(".", 1)[1])
     return path, overrides
-
-
-def _load_default(overrides: list[str]):
-    from nepa3d_jax.config import load_config
-
-    path = pathlib.Path(DEFAULT_CONFIG)
-    if not path.is_file():
-        path = _REPO_ROOT / DEFAULT_CONFIG
-    return load_config(str(path), overrides)
 
 
 def run_job(config, config_path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def main(argv: Sequence[str]) -> int:
 
     info = initialize()  # before anything touches a device
     path, overrides = _config_source(sys.argv[1:])
-    config = _CONFIG.value if _CONFIG.value is not None else _load_default(overrides)
+    config = _CONFIG.value
     logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.get("job"), path, overrides,
                  info)
     try:
@@ -92,52 +92,57 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def override_error(path: str, overrides: Sequence[str]) -> str | None:
-    """One line naming a bad `--config.x=y` (with the closest field for a typo), or None.
-
-    Checked before absl parses the flags: its failure is a 50-line traceback.
-    """
+def usage_error(argv: Sequence[str]) -> str | None:
+    """One line for a command line `main` cannot run (no `--config`, a bad file or override,
+    an unknown flag), or None. Checked before absl parses the flags: its failures are
+    tracebacks."""
     import difflib
 
-    from nepa3d_jax.config import load_config
+    from absl import flags
 
-    if not pathlib.Path(path.split(":", 1)[0]).is_file():
-        return None  # absl reports a missing config file itself
-    try:
-        base = load_config(path)
-    except ValueError as err:
-        return str(err)
-    for override in overrides:
-        dotted = override.split("=", 1)[0]
-        node, walked = base, []
-        for part in dotted.split("."):
-            if not hasattr(node, "keys") or part not in node:
-                known = sorted(node.keys()) if hasattr(node, "keys") else []
-                near = difflib.get_close_matches(part, known, n=1)
-                where = ".".join(walked) or "the config"
-                hint = f"; did you mean --config.{'.'.join(walked + near)}?" if near else ""
-                return f"--config.{override}: {where} has no field {part!r}{hint}"
-            node = node[part]
-            walked.append(part)
-    try:
-        load_config(path, overrides)
-    except ValueError as err:
-        return str(err).splitlines()[0]
-    return None
+    from nepa3d_jax.config.overrides import override_error
+
+    path, overrides = _config_source(argv)
+    if path is None:
+        return ("--config FILE is required (a config from configs/, e.g. configs/demo.py; "
+                "nepa3d-jax --help for usage)")
+    value_of = None  # an absl flag given as `--flag value`: the next word is its value
+    for arg in argv:
+        if value_of is not None or arg.startswith(("--config=", "--config.")):
+            value_of = None
+            continue
+        if arg == "--config":
+            value_of = arg
+            continue
+        if not arg.startswith("-"):
+            return f"unexpected argument {arg!r} (overrides look like --config.a.b=value)"
+        name = arg.lstrip("-").split("=", 1)[0]
+        if name in flags.FLAGS:
+            if "=" not in arg and not flags.FLAGS[name].boolean:
+                value_of = arg
+            continue
+        if name.removeprefix("no") not in flags.FLAGS:
+            near = difflib.get_close_matches(name, ["config"], n=1)
+            hint = f"; did you mean --{near[0]} FILE or --config.a.b=value?" if near else ""
+            return f"unknown flag {arg.split('=', 1)[0]!r}{hint}"
+    return override_error(path, overrides)
 
 
 def entry() -> None:
     """`nepa3d-jax` / `python -m nepa3d_jax.main`."""
     from nepa3d_jax import hostmem
+    from nepa3d_jax.config.overrides import snake_override
 
-    if sys.argv[1:] in (["--help"], ["-h"]):  # absl's own --help exits with status 1
-        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
-
-    path, overrides = _config_source(sys.argv[1:])
-    problem = override_error(path, overrides) if overrides else None
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+    argv = [snake_override(a) for a in sys.argv[1:]]
+    sys.argv[1:] = argv
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv):  # absl's exits 1
+        print(USAGE)
+        sys.exit(0)
+    if "--helpfull" not in argv:
+        problem = usage_error(argv)
+        if problem:
+            print(f"nepa3d-jax: error: {problem}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
     hostmem.reexec_with_hugepages()  # before any large allocation; see hostmem's docstring
     app.run(main)
 

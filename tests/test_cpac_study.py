@@ -99,5 +99,8 @@ def test_render_sheet_has_the_stated_size(result):
     png = pathlib.Path(out["render_png"]).read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
     width, height = struct.unpack(">II", png[16:24])
-    # 2 shapes x (truth, pretrained, random-init, nn_dist, two UDF slices)
-    assert (width, height) == (6 * render.PANEL_PX, 2 * render.PANEL_PX)
+    # 2 shapes x (truth, pretrained, random-init, nn_copy or nn_dist) x (surface, UDF slice),
+    # a title band above and a colour-bar band below
+    from nepa3d_jax.eval.cpac import sheet
+    assert (width, height) == (8 * render.PANEL_PX,
+                               2 * render.PANEL_PX + sheet.HEAD_PX + sheet.BAR_PX)

@@ -1,4 +1,4 @@
-"""configs/demo.py: the embedded default is a valid, small Run-A style pretraining + CPAC job."""
+"""configs/demo.py: the demo config is a valid, small Run-A style pretraining + CPAC job."""
 
 import pathlib
 

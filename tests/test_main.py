@@ -17,7 +17,7 @@ def test_config_source_reads_path_and_overrides():
     argv = ["--config", "configs/runA.py", "--config.train.epochs=5", "--config.data.n_ray=0"]
     assert main._config_source(argv) == ("configs/runA.py", ["train.epochs=5", "data.n_ray=0"])
     assert main._config_source(["--config=configs/runB.py"]) == ("configs/runB.py", [])
-    assert main._config_source([]) == (main.DEFAULT_CONFIG, [])
+    assert main._config_source([]) == (None, [])
 
 
 def test_unknown_job_names_the_choices():

@@ -24,11 +24,12 @@ def test_token_orders_differ_and_the_cli_writes_the_png(reference_dir, tmp_path)
     assert (pts["morton"] != pts["fps"]).any() and (pts["random"] != pts["fps"]).any()
     out = tmp_path / "tokens.png"
     proc = subprocess.run([sys.executable, "-m", "nepa3d_jax.eval.render", "tokens", "--cache",
-                           str(cache), "--out", str(out), "--n-point", "32", "--n-ray", "8"],
+                           str(cache), "--out", str(out), "--n_point", "32", "--n-ray", "8"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     png = out.read_bytes()
-    assert _size(png) == (3 * render.PANEL_PX, render.PANEL_PX) and len(png) > 10000
+    # three panels and a band below for the legend and the colour bar
+    assert _size(png) == (3 * render.PANEL_PX, render.PANEL_PX + 90) and len(png) > 10000
 
 
 def test_missing_cache_is_a_clear_error(tmp_path):

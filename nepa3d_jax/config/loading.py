@@ -39,6 +39,9 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     file_part = str(path).split(":", 1)[0]
     if not pathlib.Path(file_part).is_file():
         raise ValueError(f"config file not found: {file_part}")
+    if pathlib.Path(file_part).suffix != ".py":
+        raise ValueError(f"{file_part}: not a config file (a Python file like configs/demo.py "
+                         "with get_config())")
     flag_values = flags.FlagValues()
     argv = ["load_config", f"--config={path}", *(normalize_override(o) for o in overrides)]
     config_flags.DEFINE_config_file(
@@ -47,8 +50,18 @@ def load_config(path: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
         with warnings.catch_warnings():  # config_flags still uses importlib's load_module()
             warnings.simplefilter("ignore", DeprecationWarning)
             flag_values(argv)
-    except (flags.Error, AttributeError, KeyError, TypeError) as err:
+    except AttributeError as err:
+        if "get_config" in str(err):
+            raise ValueError(f"{file_part}: defines no get_config() (a config file returns its "
+                             "ConfigDict from get_config(), see configs/demo.py)") from None
         raise ValueError(f"cannot load config {path} with overrides {list(overrides)}: {err}") from err
+    except (flags.Error, KeyError, TypeError) as err:
+        raise ValueError(f"cannot load config {path} with overrides {list(overrides)}: {err}") from err
+    except (SyntaxError, ValueError, UnicodeDecodeError) as err:  # not Python (a .pt, a .json)
+        raise ValueError(f"{file_part}: not a Python config file ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    except Exception as err:  # the file's own code failed (NameError, ImportError, ...)
+        raise ValueError(f"{file_part}: get_config() failed ({type(err).__name__}: {err})") from None
     config = flag_values.config
     # A plain copy: callers may add fields (e.g. tests), and the original stays as parsed.
     return ml_collections.ConfigDict(config.to_dict())

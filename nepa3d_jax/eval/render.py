@@ -1,99 +1,42 @@
 """Pictures of what the study compares (headless: matplotlib Agg, no display needed).
 
   python -m nepa3d_jax.eval.render tokens --cache data/demo/cache/train/box/box_000.npz \
-      --out tokens.png [--n-point 64 --n-ray 32]
+      --out tokens.png [--n_point 64 --n_ray 32]
       one panel per point order (morton, fps, random): the query points of the token
       sequence coloured by their position in it, joined in sequence order, rays drawn from
       their origin to the hit (or 0.3 long when they miss): what Runs A and C differ by.
   python -m nepa3d_jax.main --config configs/cpac_udf.py --config.ckpt=RUN \
       --config.render_png=cpac_sheet.png [--config.render_shapes=4]
-      the CPAC job draws a sheet: per shape, the true surface, the probe's surface (marching
-      cubes at mesh_mc_level) for the pretrained and the random-init model, and the z = 0
-      slices of the true and predicted UDF (`cpac_sheet` below).
+      the CPAC job draws a sheet: per shape (across classes), the true surface and the
+      surfaces predicted from the pretrained and the random-init model and by nn_copy, each
+      with its mae, then their z = 0 UDF slices with a colour bar
+      (`nepa3d_jax.eval.cpac.sheet`).
 
-Sheets are PANEL_PX pixels per panel, so a sheet of r rows and c columns is
-(c * PANEL_PX) x (r * PANEL_PX) pixels.
+Pictures are PANEL_PX pixels per panel, so a sheet of r rows and c columns is
+(c * PANEL_PX) x (r * PANEL_PX + bands) pixels, the bands holding titles, legends and colour
+bars (LEGEND_PX below the token panels; the CPAC sheet's HEAD_PX and BAR_PX).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Any, Sequence
 
 import numpy as np
 
-PANEL_PX = 300
-DPI = 100
+from nepa3d_jax.eval.figures import DPI, PANEL_PX, pyplot as _plt, save_png as _save
+
 ORDERS = ("morton", "fps", "random")
+LEGEND_PX = 90  # the token picture's band below the panels: legend and colour bar
 
 
-def _plt():
-    import matplotlib
+def cpac_sheet(path: str, rows: Sequence[dict[str, Any]], level: float, title: str = "") -> str:
+    """rows: {"name", "gt": (G,G,G), "grids": {label: (G,G,G)}, optional "cls", "mae"} -> the
+    PNG sheet at `path` (`nepa3d_jax.eval.cpac.sheet`, which also assembles the rows)."""
+    from nepa3d_jax.eval.cpac import sheet
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp_{os.getpid()}_{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
-    os.replace(tmp, path)
-    return path
-
-
-def _mesh_axis(ax, mesh, title: str) -> None:
-    ax.set_title(title, fontsize=8)
-    ax.set_xlim(-1, 1), ax.set_ylim(-1, 1), ax.set_zlim(-1, 1)
-    ax.set_axis_off()
-    if mesh is None:
-        ax.text2D(0.5, 0.5, "no surface", ha="center", transform=ax.transAxes, fontsize=8)
-        return
-    verts, faces = mesh
-    ax.plot_trisurf(verts[:, 0], verts[:, 1], faces, verts[:, 2], color="#8fb3d9",
-                    linewidth=0, antialiased=False, shade=True)
-
-
-def cpac_sheet(path: str, rows: Sequence[dict[str, Any]], level: float) -> str:
-    """rows: {"name", "gt": (G,G,G), "grids": {label: (G,G,G)}} -> PNG sheet at `path`."""
-    from nepa3d_jax.eval.cpac import mesh as mesh_lib
-
-    plt = _plt()
-    labels = list(rows[0]["grids"]) if rows else []
-    n_cols = 1 + len(labels) + 2
-    fig = plt.figure(figsize=(n_cols * PANEL_PX / DPI, max(1, len(rows)) * PANEL_PX / DPI),
-                     dpi=DPI)
-    for r, row in enumerate(rows):
-        panels = [("truth", row["gt"])] + [(k, row["grids"][k]) for k in labels]
-        for c, (label, grid) in enumerate(panels):
-            ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 1, projection="3d")
-            try:
-                m = mesh_lib.marching_cubes(grid, level)
-            except ValueError:
-                m = None
-            _mesh_axis(ax, m, f"{row['name']}: {label}" if c == 0 else label)
-        g = row["gt"].shape[0] // 2
-        vmax = float(np.max(row["gt"][:, :, g]))
-        first = row["grids"][labels[0]] if labels else row["gt"]
-        for c, (label, img) in enumerate((("true UDF z=0", row["gt"][:, :, g]),
-                                          (f"{labels[0] if labels else ''} UDF z=0",
-                                           first[:, :, g])), start=len(panels)):
-            ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 1)
-            ax.imshow(img.T, origin="lower", extent=(-1, 1, -1, 1), vmin=0, vmax=vmax,
-                      cmap="viridis")
-            ax.contour(np.linspace(-1, 1, img.shape[0]), np.linspace(-1, 1, img.shape[1]),
-                       img.T, levels=[level], colors="white", linewidths=0.8)
-            ax.set_title(label, fontsize=8)
-            ax.set_xticks([]), ax.set_yticks([])
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.01, wspace=0.05, hspace=0.15)
-    out = _save(fig, path)
-    plt.close(fig)
-    return out
+    return sheet.draw(path, rows, level, title)
 
 
 def token_points(cache_path: str, order: str, n_point: int, n_ray: int, seed: int = 0
@@ -127,37 +70,85 @@ def token_points(cache_path: str, order: str, n_point: int, n_ray: int, seed: in
             "ray_len": length}
 
 
+def _surface_points(cache_path: str, n: int = 4000) -> np.ndarray | None:
+    """The shape's surface samples (`pc_xyz`), drawn faintly so the shape is recognisable."""
+    from nepa3d_jax.data.npz import Npz
+
+    z = Npz(cache_path)
+    try:
+        return np.asarray(z["pc_xyz"])[:n] if "pc_xyz" in z.files else None
+    finally:
+        z.close()
+
+
+def _equal_axes(ax, pts: np.ndarray) -> None:
+    """Same scale on x, y, z (a torus stays round), framed on the drawn points."""
+    lo, hi = pts.min(0), pts.max(0)
+    mid, half = (lo + hi) / 2, float(np.max(hi - lo)) / 2 * 1.05 + 1e-6
+    ax.set_xlim(mid[0] - half, mid[0] + half)
+    ax.set_ylim(mid[1] - half, mid[1] + half)
+    ax.set_zlim(mid[2] - half, mid[2] + half)
+    ax.set_box_aspect((1, 1, 1))
+
+
 def token_sheet(cache_path: str, path: str, n_point: int = 64, n_ray: int = 32,
                 orders: Sequence[str] = ORDERS) -> str:
+    """One 3D panel per point order, same view and scale; a legend and a colour bar below."""
+    from matplotlib.lines import Line2D
+
     plt = _plt()
-    fig = plt.figure(figsize=(len(orders) * PANEL_PX / DPI, PANEL_PX / DPI), dpi=DPI)
+    legend_px = LEGEND_PX
+    fig = plt.figure(figsize=(len(orders) * PANEL_PX / DPI, (PANEL_PX + legend_px) / DPI),
+                     dpi=DPI)
+    surface = _surface_points(cache_path)
+    bottom = legend_px / (PANEL_PX + legend_px)
+    scat = None
     for i, order in enumerate(orders):
         tok = token_points(cache_path, order, n_point, n_ray)
-        ax = fig.add_subplot(1, len(orders), i + 1, projection="3d")
+        ax = fig.add_axes((i / len(orders), bottom, 1 / len(orders), 0.88 - bottom),
+                          projection="3d")
         p = tok["points"]
-        ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.6", lw=0.5)
-        ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=np.arange(len(p)), cmap="plasma", s=6)
+        if surface is not None:
+            ax.scatter(surface[:, 0], surface[:, 1], surface[:, 2], color="tab:blue", s=2,
+                       alpha=0.45, depthshade=False)
+        ax.plot(p[:, 0], p[:, 1], p[:, 2], color="0.35", lw=0.6)
+        scat = ax.scatter(p[:, 0], p[:, 1], p[:, 2], c=np.arange(len(p)), cmap="plasma",
+                          s=10, depthshade=False)
         for o, d, n in zip(tok["ray_o"], tok["ray_d"], tok["ray_len"]):
             end = o + n * d
             ax.plot([o[0], end[0]], [o[1], end[1]], [o[2], end[2]], color="tab:green", lw=0.4)
+        _equal_axes(ax, p if surface is None else np.concatenate([p, surface]))
+        ax.view_init(elev=60, azim=-60)
         ax.set_title(f"point order: {order}\n({len(p)} points, {len(tok['ray_o'])} rays)",
                      fontsize=8)
         ax.set_axis_off()
-    fig.subplots_adjust(left=0.0, right=1.0, top=0.85, bottom=0.0, wspace=0.0)
+    handles = [Line2D([], [], color="tab:blue", marker=".", ls="",
+                      label="shape surface (the cache's pc_xyz)"),
+               Line2D([], [], color="0.35", lw=0.8, label="query points, joined in sequence order"),
+               Line2D([], [], color="tab:green", lw=0.8, label="ray: origin to hit (0.3 if missed)")]
+    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.01, 0.0), fontsize=7,
+               frameon=False)
+    if scat is not None:
+        cax = fig.add_axes((0.62, 0.12 * bottom + 0.08, 0.34, 0.05))
+        bar = fig.colorbar(scat, cax=cax, orientation="horizontal")
+        bar.set_label("query point's position in the sequence (first -> last)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
     out = _save(fig, path)
     plt.close(fig)
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Pictures of token sequences (CPAC surface sheets "
+    from nepa3d_jax import cli
+
+    ap = cli.ArgumentParser(prog="python -m nepa3d_jax.eval.render", description="Pictures of token sequences (CPAC surface sheets "
                                  "come from the CPAC job's render_png).")
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("tokens", help="query points by order, rays drawn")
     t.add_argument("--cache", required=True, help="one cache .npz")
     t.add_argument("--out", required=True, help="PNG path")
-    t.add_argument("--n-point", type=int, default=64)
-    t.add_argument("--n-ray", type=int, default=32)
+    t.add_argument("--n_point", type=int, default=64, help="query points drawn")
+    t.add_argument("--n_ray", type=int, default=32, help="rays drawn")
     args = ap.parse_args(argv)
     if not os.path.isfile(args.cache):
         ap.error(f"--cache {args.cache}: no such file")

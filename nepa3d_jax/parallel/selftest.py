@@ -7,12 +7,13 @@ all-reduces it over `data`. Prints one `SELFTEST {json}` line per process; exits
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Sequence
 
 import numpy as np
+
+from nepa3d_jax import cli
 
 
 def global_batch_values(num_devices: int, width: int = 3) -> np.ndarray:
@@ -43,19 +44,24 @@ def run_psum(mesh) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default=None, help="its parallel.fsdp shapes the mesh")
+    parser = cli.ArgumentParser(prog="python -m nepa3d_jax.parallel.selftest", description=__doc__)
+    parser.add_argument("--config", default=None,
+                        help="a config from configs/ (its parallel.fsdp shapes the mesh)")
     args, overrides = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    config = None
+    if args.config:  # before any device work: a bad file is one line, on every process
+        from nepa3d_jax.config import load_config
+        try:
+            config = load_config(args.config, overrides)
+        except ValueError as err:
+            print(f"selftest: error: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
 
     from nepa3d_jax.parallel.startup import initialize
     info = initialize()
     import jax
 
     from nepa3d_jax.parallel.mesh import make_mesh
-    config = None
-    if args.config:
-        from nepa3d_jax.config import load_config
-        config = load_config(args.config, overrides)
     mesh = make_mesh(config)
     got = run_psum(mesh)
     want = global_batch_values(mesh.devices.size).sum(0)

@@ -42,8 +42,10 @@ def ensure_synthetic_corpus(config: ml_collections.ConfigDict) -> str | None:
     out_dir = str(spec.out_dir)
     build = corpus_builder(spec.get("builder", ""))  # checked on every process, before any work
     done = os.path.isfile(os.path.join(out_dir, "unpaired_split.json"))
+    if done and jax.process_index() == 0:
+        log.info("corpus: %s (built before)", out_dir)
     if not done and jax.process_index() == 0:
-        log.info("building the synthetic corpus in %s (first run only)", out_dir)
+        log.info("corpus: building the synthetic corpus in %s (first run only)", out_dir)
         build(out_dir, n_per_class=int(spec.get("n_per_class", 4)),
               seed=int(spec.get("seed", 0)), log=log.info)
     if jax.process_count() > 1:

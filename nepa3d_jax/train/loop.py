@@ -195,8 +195,10 @@ class Trainer:
         preempted = False
         step = start
         primary = jax.process_index() == 0
-        bar = tqdm(total=total, initial=start, disable=not primary, desc="pretrain",
-                   dynamic_ncols=True)
+        if primary and start < total:
+            log.info("pretraining: steps %d-%d in %s; compiling the first step (no ETA until "
+                     "it has run)", start + 1, total, self.workdir)
+        bar = None  # made after the first step: its ETA must not count the compilation
         t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
         collapse_state: dict[str, Any] | None = None
         history = metrics_log.history() if start > 0 else []
@@ -214,7 +216,12 @@ class Trainer:
                 step += 1
                 steps_since += 1
                 tokens_since += seq_len * int(self.derived.global_batch)
-                bar.update(1)
+                if bar is None:
+                    jax.block_until_ready(metrics)
+                    bar = tqdm(total=total, initial=step, disable=not primary, desc="pretrain",
+                               dynamic_ncols=True)
+                else:
+                    bar.update(1)
                 if callback is not None:
                     callback(step, metrics)
                 if step % log_every == 0 or step == total:
@@ -238,7 +245,11 @@ class Trainer:
                     self._check(step, divergence.state_values(state.as_dict(), metrics),
                                 "checkpoint", log_every)
                     self.save(state, step)
-            bar.close()
+            if bar is not None:
+                bar.close()
+            if primary:
+                log.info("pretraining: stopped at step %d of %d; saving the checkpoint and "
+                         "drawing metrics/loss_curve.png", step, total)
             if step > start:
                 self._check(step, divergence.state_values(state.as_dict(), metrics),
                             "checkpoint", log_every)
@@ -315,8 +326,10 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     state = result.pop("state")
     eval_after = str(trainer.config.train.get("eval_after", "") or "")
     if eval_after and not result["preempted"]:  # one name or a comma-separated list
-        result["eval"] = {name: evaluate.run_after_training(trainer.config, name)
-                          for name in evaluate.names(eval_after)}
+        result["eval"] = {}
+        for name in evaluate.names(eval_after):
+            log.info("evaluation: %s of %s (train.eval_after)", name, trainer.workdir)
+            result["eval"][name] = evaluate.run_after_training(trainer.config, name)
         from nepa3d_jax.eval.headline import headline
 
         result["headline"] = headline(result["eval"])

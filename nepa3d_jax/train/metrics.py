@@ -7,6 +7,7 @@ were re-run after a resume replace the earlier ones when the curve is drawn.
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 from typing import Any, Mapping
 
@@ -68,14 +69,29 @@ class MetricsLog:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-        losses = [float("nan") if r.get("loss") is None else r["loss"] for r in rows]
-        ax.plot([r["step"] for r in rows], losses, lw=1.2)
+        steps, losses = loss_series(rows, "loss")
+        ax.plot(steps, losses, lw=1.2, label="loss")
+        ref_steps, ref = loss_series(rows, "typepos_only_loss")
+        if ref_steps:  # README: the level type and position alone reach (the key diagnostic)
+            ax.plot(ref_steps, ref, "--", color="tab:red", lw=1.0,
+                    label="typepos_only_loss (type + position alone)")
+        if any(v > 0 for v in losses + ref):
+            ax.set_yscale("log")  # the loss falls by decades; a linear axis shows a flat line
         ax.set_xlabel("step")
-        ax.set_ylabel("loss")
+        ax.set_ylabel("loss (log scale)" if ax.get_yscale() == "log" else "loss")
         ax.set_title(title or "pretraining loss")
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
         fig.tight_layout()
         path = self.folder / "loss_curve.png"
         fig.savefig(path)
         plt.close(fig)
         return str(path)
+
+
+def loss_series(rows: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of `key` over the logged rows that have a finite, positive value (what
+    a log axis can show)."""
+    pairs = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) is not None]
+    pairs = [(st, v) for st, v in pairs if math.isfinite(v) and v > 0]
+    return [st for st, _ in pairs], [v for _, v in pairs]
