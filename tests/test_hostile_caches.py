@@ -160,3 +160,21 @@ def test_padding_does_not_follow_one_outlier_file(tmp_path):
     probs = records.outlier_problems(list("abcde"), sizes, records.SampleOptions())
     assert len(probs) == 1 and probs[0].startswith(f"d [ray_o_pool]: declared length {n + 1}")
     assert records.outlier_problems(list("abcde"), sizes, records.SampleOptions(), (0, n)) == []
+
+
+def test_every_reader_refuses_a_header_larger_than_its_data(hostile_root):
+    """The one `.npz` reader (training, CPAC, classification) checks the declared size against
+    the bytes the member holds before numpy allocates it."""
+    root, bad = hostile_root
+    r = _run_limited(f"""
+        from nepa3d_jax.data import records, schema
+        for read in (lambda: records.CheckedRecord({bad!r})["pt_xyz_pool"],
+                     lambda: schema.load_cache({bad!r}, ["pt_xyz_pool"])):
+            try:
+                read()
+            except schema.CacheError as e:
+                print("CacheError:", e)
+    """)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and out.count("CacheError:") == 2, out
+    assert f"[pt_xyz_pool]: corrupt array data (declared shape ({ROWS}, 3) (float32) needs" in out
