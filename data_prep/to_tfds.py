@@ -22,6 +22,12 @@ next call with the same plan: it writes only the missing shards; a changed corpu
 tfds then writes its metadata files and the staging folder is renamed to the version folder, so
 a finished build is found at once (`--overwrite` rebuilds). TensorFlow is not needed (tfds'
 numpy path, `array_record` writer). Test hook: `tfds_shards.PAUSE_ENV`.
+
+One build per output folder: `<out>/to_tfds.lock` is taken the way a training run takes its
+`run.lock` (`nepa3d_jax.checkpoint.lock`): a second build into the same `--out` is refused
+with the holder's host and pid (it would delete the first one's files in flight); the lock of
+a dead build on this host is taken over at once, one on another host after `--lock_stale_hours`
+without a heartbeat (one per finished shard).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from tqdm import tqdm
 from data_prep import atomic, tfds_shards
 from data_prep.runner import process_context
 from nepa3d_jax import cli
+from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.workers import process_pool
@@ -51,6 +58,7 @@ from nepa3d_jax.workers import process_pool
 SHARD_BYTES = 512 << 20
 
 PLAN_FILE = "plan.json"
+LOCK_FILE = "to_tfds.lock"
 
 
 def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8,
@@ -70,6 +78,9 @@ def plan_build(cache_root: str, splits: Sequence[str], workers: int = 8,
     headers = {f: h if isinstance(h, CacheError) else {k: v for k, v in h.items() if k not in drop}
                for f, h in headers.items()}
     problems += [str(h) for h in headers.values() if isinstance(h, CacheError)]
+    for path, h in headers.items():  # before any array is read (hostile headers allocate nothing)
+        if not isinstance(h, CacheError):
+            problems += schema.size_problems(path, h)
     if problems:
         raise CacheError(f"{len(problems)} problem(s) in {cache_root}:\n" + "\n".join(problems[:20])
                          + ("\n..." if len(problems) > 20 else ""))
@@ -169,14 +180,16 @@ def _write_metadata(staging: str, index: dict[str, Any], sizes: dict[str, list[d
     info.write_to_directory(staging)
 
 
-def _write_shards(jobs: list[tfds_shards.ShardJob], workers: int) -> None:
-    """Each job in one process (`workers` at a time), a tqdm bar like the other tools."""
+def _write_shards(jobs: list[tfds_shards.ShardJob], workers: int, beat=lambda: None) -> None:
+    """Each job in one process (`workers` at a time), a tqdm bar like the other tools;
+    `beat()` after each shard (the lock's heartbeat)."""
     with tqdm(total=len(jobs), desc="shards", unit="shard", mininterval=1.0,
               file=sys.stderr) as bar:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
                 tfds_shards.write_shard(job)
                 bar.update(1)
+                beat()
             return
         with process_pool(min(workers, len(jobs)), process_context()) as ex:
             futures = [ex.submit(tfds_shards.write_shard, j) for j in jobs]
@@ -184,6 +197,7 @@ def _write_shards(jobs: list[tfds_shards.ShardJob], workers: int) -> None:
                 for fut in cf.as_completed(futures):
                     fut.result()
                     bar.update(1)
+                    beat()
             except BaseException:
                 ex.shutdown(wait=True, cancel_futures=True)
                 raise
@@ -214,10 +228,20 @@ def _open_staging(staging: str, plan: dict[str, Any], overwrite: bool, log) -> N
 
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,
           shards: int = 0, overwrite: bool = False, log=print,
-          drop_keys: Sequence[str] = ()) -> str:
-    """Build (finish, or find) the TFDS dataset of `cache_root`; returns the version folder."""
+          drop_keys: Sequence[str] = (), lock_stale_hours: float = 6.0) -> str:
+    """Build (finish, or find) the TFDS dataset of `cache_root`; returns the version folder.
+
+    Holds `<out_dir>/to_tfds.lock` throughout (RunLockedError when another build holds it)."""
     if not os.path.isdir(cache_root):
         raise CacheError(f"{cache_root}: cache root does not exist or is not a directory")
+    with RunLock(out_dir, lock_stale_hours, name=LOCK_FILE, field="--lock_stale_hours",
+                 guards="the build's files in flight") as lock:
+        return _build(cache_root, out_dir, splits, workers, shards, overwrite, log, drop_keys,
+                      lock.heartbeat)
+
+
+def _build(cache_root: str, out_dir: str, splits: Sequence[str], workers: int, shards: int,
+           overwrite: bool, log, drop_keys: Sequence[str], beat) -> str:
     target = os.path.join(out_dir, tfds_source.BUILD_NAME, tfds_source.BUILD_VERSION)
     staging = target + tfds_source.STAGING_SUFFIX
     if tfds_source.find_build(target):
@@ -243,7 +267,7 @@ def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: in
     if len(todo) < len(jobs):
         log(f"{staging}: resuming, {len(jobs) - len(todo)} of {len(jobs)} shards already "
             "there (kept)")
-    _write_shards(todo, workers)
+    _write_shards(todo, workers, beat)
 
     sizes: dict[str, list[dict]] = {s: [] for s in plan["shards"]}
     for j in jobs:
@@ -277,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shards", type=int, default=0,
                     help=f"shards per split; 0: one per {SHARD_BYTES >> 20} MiB of the largest")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--lock_stale_hours", type=float, default=6.0,
+                    help="the lock of a build on another host that has not finished a shard "
+                         "for this long is taken over")
     ap.add_argument("--drop_keys", default="",
                     help="comma-separated keys not to pack, e.g. udf_grid,occ_grid for a "
                          "pretraining-only build (~40%% smaller; CPAC grid queries need udf_grid)")
@@ -284,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = build(args.cache_root, args.out_dir, [s for s in args.splits.split(",") if s],
                      args.workers, args.shards, args.overwrite,
-                     drop_keys=[k for k in args.drop_keys.split(",") if k])
-    except (CacheError, ValueError) as e:
+                     drop_keys=[k for k in args.drop_keys.split(",") if k],
+                     lock_stale_hours=args.lock_stale_hours)
+    except (CacheError, ValueError, RunLockedError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"tfds build: {path}")

@@ -111,12 +111,43 @@ def _place(src: str, dst: str, mode: str) -> None:
         raise ValueError(f"unknown link mode {mode!r} (symlink, hardlink, copy)")
 
 
+def _plain_name(text: object) -> bool:
+    return (isinstance(text, str) and text not in ("", ".", "..")
+            and not any(c in text for c in ("/", "\\", "\0")))
+
+
+def check_split_map(split_map: object, where: str = "split map") -> list[dict]:
+    """The records of a split map, each checked before anything is written: `split` one of
+    ALL_PARTS, `key` `<class>/<id>` of plain names, `src_relpath` a relative path that stays
+    inside the source root. A map is a file from elsewhere: a key such as `../x` must not
+    write outside the view root. ValueError naming the record and field otherwise."""
+    records = split_map.get("records") if isinstance(split_map, dict) else None
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{where} has no 'records' list")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: records[{i}] is not an object")
+        if r.get("split") not in ALL_PARTS:
+            raise ValueError(f"{where}: records[{i}].split={r.get('split')!r} is not one of "
+                             f"{', '.join(ALL_PARTS)}")
+        key = r.get("key")
+        parts = key.split("/") if isinstance(key, str) else []
+        if len(parts) != 2 or not all(map(_plain_name, parts)):
+            raise ValueError(f"{where}: records[{i}].key={key!r} is not '<class>/<id>' of plain "
+                             "names (no '..', no separators)")
+        rel = r.get("src_relpath")
+        norm = os.path.normpath(rel) if isinstance(rel, str) and rel else ""
+        if (not norm or os.path.isabs(norm) or norm == ".."
+                or norm.startswith(".." + os.sep) or "\0" in norm):
+            raise ValueError(f"{where}: records[{i}].src_relpath={rel!r} must be a relative "
+                             "path inside the source cache root")
+    return records
+
+
 def materialize_view(src_cache_root: str, split_map: dict, out_root: str,
                      splits=ALL_PARTS, link_mode: str = "symlink",
                      overwrite: bool = False) -> dict[str, int]:
-    records = split_map.get("records") or []
-    if not records:
-        raise ValueError("split map has no 'records'")
+    records = check_split_map(split_map)
     src_root, out_root = os.path.abspath(src_cache_root), os.path.abspath(out_root)
     stats = {"created": 0, "skipped": 0, "missing": 0}
     for r in records:
@@ -175,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with open(args.split_json, encoding="utf-8") as f:
                 payload = json.load(f)
+            check_split_map(payload, args.split_json)
             stats = materialize_view(args.src_cache_root, payload, args.out_root, args.splits,
                                      args.link_mode, args.overwrite)
             print(f"view {args.out_root}: {stats}")

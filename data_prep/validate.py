@@ -3,6 +3,9 @@
   python -m data_prep.validate --cache_root cache [--splits train,test] \\
       [--backends mesh,pointcloud_noray,udfgrid] [--no_values] [--workers 4]
 
+`--backends` defaults to the trainer's default backend (`mesh`), so a key the trainer would
+find missing (e.g. `pt_dist_pool`) is flagged here too; name the backends your runs use.
+
 `--cache_root` may also be a TFDS build of a cache root (`python -m data_prep.to_tfds`).
 
 Layout (split and class folders, empty ones), then per file: readable archive, keys each
@@ -14,15 +17,19 @@ that passes here loads there. Exit status 1 when any problem is found.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import re
 import sys
 
 from nepa3d_jax.data import schema, tfds_source
+from nepa3d_jax.data.mixture import MixComponent
 from data_prep.runner import process_context
 from nepa3d_jax import cli
 from nepa3d_jax.workers import process_pool
 
+# The backend a mixture component reads when its config names none (one owner: mixture.py).
+DEFAULT_BACKEND = next(f.default for f in dataclasses.fields(MixComponent) if f.name == "backend")
 _LINE = re.compile(r"^(?P<path>.*?)(?: \[(?P<key>[^\]]*)\])?: (?P<msg>.*)$", re.S)
 
 
@@ -100,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cache_root", required=True)
     cli.add_list(ap, "--splits", default=("train", "test"), help="split folders")
-    cli.add_list(ap, "--backends", help=f"of: {', '.join(schema.BACKENDS)}")
+    cli.add_list(ap, "--backends", default=(DEFAULT_BACKEND,),
+                 help=f"of: {', '.join(schema.BACKENDS)}; default {DEFAULT_BACKEND}, the "
+                      "trainer's default")
     ap.add_argument("--no_values", action="store_true", help="headers only (no NaN/index pass)")
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args(argv)

@@ -74,6 +74,13 @@ cp "${PBS_NODEFILE}" "${NODE_FILE}"
 awk 'NF && !seen[$1]++ {print $1}' "${NODE_FILE}" > "${RUN_LOG_DIR}/hosts.txt"
 NUM_HOSTS="$(wc -l < "${RUN_LOG_DIR}/hosts.txt")"
 NUM_HOSTS="${NUM_HOSTS// /}"
+(( NUM_HOSTS > 0 )) || die "node file PBS_NODEFILE=${PBS_NODEFILE} lists no hosts (blank lines only)"
+[[ "${PROCS_PER_NODE}" =~ ^[1-9][0-9]*$ ]] || die "PROCS_PER_NODE=${PROCS_PER_NODE} is not a positive integer"
+# pbsdsh starts one task per node-file line and the first PROCS_PER_NODE lines of a host start
+# python: a host listed fewer times would leave the others waiting in jax.distributed until its
+# timeout ("another task died"), so it is refused here.
+SHORT="$(awk -v want="${PROCS_PER_NODE}" 'NF {n[$1]++} END {for (h in n) if (n[h] < want) {print h " is listed " n[h] " time(s)"; exit}}' "${NODE_FILE}")"
+[[ -z "${SHORT}" ]] || die "PROCS_PER_NODE=${PROCS_PER_NODE} but in node file ${PBS_NODEFILE} ${SHORT}: list each host at least PROCS_PER_NODE times (e.g. qsub -l select=N:mpiprocs=${PROCS_PER_NODE}) or lower PROCS_PER_NODE"
 COORDINATOR_HOST="$(head -n 1 "${RUN_LOG_DIR}/hosts.txt")"
 JOB_NUMBER="$(printf '%s' "${JOB_ID}" | sed -E 's/^([0-9]*).*/\1/')"
 # A port per job (10000-29999, below the ephemeral range), so Runs A-D never collide.

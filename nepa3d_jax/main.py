@@ -75,9 +75,11 @@ def main(argv: Sequence[str]) -> int:
     except RuntimeError as err:
         from nepa3d_jax.checkpoint.lock import RunLockedError
         from nepa3d_jax.checkpoint.run_dir import CheckpointRestoreError
+        from nepa3d_jax.data.slots import SharedMemoryError
         from nepa3d_jax.train.divergence import EXIT_DIVERGED, DivergenceError
 
-        if not isinstance(err, (DivergenceError, RunLockedError, CheckpointRestoreError)):
+        if not isinstance(err, (DivergenceError, RunLockedError, CheckpointRestoreError,
+                                SharedMemoryError)):
             raise
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2

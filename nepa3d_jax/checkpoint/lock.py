@@ -27,6 +27,19 @@ from typing import Any
 
 LOCK_NAME = "run.lock"
 HEARTBEAT_S = 60.0
+# A lock on another host counts as stale only after its holder missed several heartbeats
+# (the loop refreshes at logged steps, so a beat can come late): `lock_stale_hours` below this
+# would let a second run take over the lock of a live one.
+MIN_STALE_S = 5 * HEARTBEAT_S
+
+
+def check_stale_hours(stale_hours: float, field: str = "train.lock_stale_hours") -> str | None:
+    """Why `stale_hours` is unusable (None: fine); the message names the config field."""
+    if not stale_hours * 3600.0 >= MIN_STALE_S:  # also NaN
+        return (f"{field}={stale_hours:g} must be at least {MIN_STALE_S / 3600:.4g} h "
+                f"({MIN_STALE_S:.0f} s, {MIN_STALE_S / HEARTBEAT_S:.0f} lock heartbeats of "
+                f"{HEARTBEAT_S:.0f} s): a shorter one takes over the lock of a live run")
+    return None
 log = logging.getLogger("nepa3d_jax.lock")
 
 
@@ -57,9 +70,18 @@ def _read(path: pathlib.Path) -> dict[str, Any] | None:
 class RunLock:
     """`acquire()` / `release()` (or a `with` block) on `<workdir>/run.lock`."""
 
-    def __init__(self, workdir: str | os.PathLike, stale_hours: float = 1.0):
+    def __init__(self, workdir: str | os.PathLike, stale_hours: float = 1.0,
+                 name: str = LOCK_NAME, field: str = "train.lock_stale_hours",
+                 guards: str = "its checkpoints and logs"):
+        """`name`, `field` and `guards` let other writers (`data_prep.to_tfds` output folders)
+        use the same mechanism: the lock file, the option named in messages, what two writers
+        would corrupt."""
+        why = check_stale_hours(float(stale_hours), field)
+        if why:
+            raise ValueError(why)
         self.workdir = pathlib.Path(workdir)
-        self.path = self.workdir / LOCK_NAME
+        self.path = self.workdir / name
+        self.field, self.guards = field, guards
         self.stale_s = float(stale_hours) * 3600.0
         self.held = False
         self._beat = 0.0
@@ -78,7 +100,7 @@ class RunLock:
                 return f"pid {pid} no longer runs on {self.me['host']}"
             return None
         if age > self.stale_s:
-            return (f"not refreshed for {age / 3600:.2f} h > train.lock_stale_hours="
+            return (f"not refreshed for {age / 3600:.2f} h > {self.field}="
                     f"{self.stale_s / 3600:g} (holder on another host)")
         return None
 
@@ -109,8 +131,8 @@ class RunLock:
                 if reason is None:
                     raise RunLockedError(
                         f"{self.workdir} is in use by another run: {self._describe(holder)}. "
-                        f"Two writers would corrupt its checkpoints and logs; wait for it, use "
-                        f"another workdir, or delete {self.path} if that process is dead.")
+                        f"Two writers would corrupt {self.guards}; wait for it, use another "
+                        f"folder, or delete {self.path} if that process is dead.")
                 self._take_over(holder, reason)
                 continue
             with os.fdopen(fd, "w") as f:
@@ -124,7 +146,7 @@ class RunLock:
 
     def _take_over(self, holder: dict[str, Any], reason: str) -> None:
         """Move the stale file aside (atomic rename: of two racing takers only one gets it)."""
-        aside = self.path.with_name(f"{LOCK_NAME}.stale.{self.me['host']}.{os.getpid()}")
+        aside = self.path.with_name(f"{self.path.name}.stale.{self.me['host']}.{os.getpid()}")
         try:
             os.rename(self.path, aside)
         except FileNotFoundError:

@@ -3,7 +3,8 @@
 ```
 config.json          resolved config + "derived" block (+ "config_source")
 provenance.json      package versions, device topology, git commit, start-up guard warnings
-checkpoints/<step>/  Orbax steps; items `state` (params, opt_state, step), `data_iter`, `config`
+checkpoints/<step>/  Orbax steps; items `state` (params, opt_state, step), `data_iter`, `config`,
+                     and `nepa3d_sha256.json`, the checksums verified on restore (checksum.py)
 metrics/             TensorBoard event files (written by the training loop)
 run.lock             held by the one process writing this directory (checkpoint/lock.py)
 unrestorable/<step>/ checkpoints that failed to restore on resume, moved aside (never deleted)
@@ -32,6 +33,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from nepa3d_jax import io
+from nepa3d_jax.checkpoint import checksum
 
 CHECKPOINTS = "checkpoints"
 UNRESTORABLE = "unrestorable"  # checkpoints that failed to restore, moved aside, never deleted
@@ -127,6 +129,8 @@ class RunDir:
                     "config": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(
             self.workdir / CHECKPOINTS, item_handlers=handlers, options=options)
+        self._async = async_save and not read_only
+        self._unsealed: list[int] = []  # saved steps whose checksum manifest is not written yet
 
     # -- records beside the checkpoints ------------------------------------------------------
     def write_config(self, record: Mapping[str, Any]) -> None:
@@ -153,7 +157,35 @@ class RunDir:
             data_iter=ocp.args.JsonSave(dict(data_iter or {})),
             config=ocp.args.JsonSave(_as_dict(config)),
         )
-        return self.manager.save(int(step), args=args, force=force)
+        self._seal()
+        started = self.manager.save(int(step), args=args, force=force)
+        if started:
+            self._unsealed.append(int(step))
+            if not self._async:
+                self._seal()
+        return started
+
+    def step_dir(self, step: int) -> pathlib.Path:
+        return self.workdir / CHECKPOINTS / str(int(step))
+
+    def _seal(self) -> None:
+        """Checksum manifests of the finished saves (process 0; after Orbax's rename)."""
+        if not self._unsealed:
+            return
+        self.manager.wait_until_finished()
+        steps, self._unsealed = self._unsealed, []
+        if jax.process_index() != 0:
+            return
+        for step in steps:
+            if self.step_dir(step).is_dir():  # not rotated away meanwhile
+                checksum.write(self.step_dir(step))
+
+    def verify(self, step: int) -> None:
+        """ChecksumError when `step`'s files differ from its manifest; a warning without one."""
+        if not checksum.verify(self.step_dir(step)):
+            log.warning("checkpoint %s has no %s (saved by an older version or killed before "
+                        "it was written): restored without a checksum check",
+                        self.step_dir(step), checksum.MANIFEST)
 
     def restore(self, abstract_state: Any, step: int | None = None
                 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -165,6 +197,7 @@ class RunDir:
         step = self.latest_step() if step is None else int(step)
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.workdir / CHECKPOINTS}")
+        self.verify(step)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.PyTreeRestore(
                 item=abstract_state,
@@ -252,9 +285,11 @@ class RunDir:
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
+        self._seal()
 
     def close(self) -> None:
         self.manager.wait_until_finished()
+        self._seal()
         self.manager.close()
 
     def __enter__(self) -> "RunDir":
@@ -324,6 +359,7 @@ def _restore_params(run_dir: RunDir, workdir: pathlib.Path, step: int,
     tree = getattr(state_meta, "tree", state_meta)
     if "params" not in tree:
         raise _NoParams(f"{workdir / CHECKPOINTS / str(step)}: item 'state' has no 'params'")
+    run_dir.verify(step)
     target = _target_sharding(sharding)
     abstract = {"params": jax.tree.map(
         lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype, sharding=target),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
 
@@ -42,9 +43,18 @@ def load_torch_file(path: str | os.PathLike) -> Any:
 
 
 def _reason(err: Exception) -> str:
-    """torch's one useful line ("Unsupported global: ...") instead of its page of advice."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    """The forbidden global the file names ("Unsupported global posix.system (...)"), else
+    torch's one useful line; never its advice to re-run with weights_only=False (that would
+    run the code)."""
+    text = str(err)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        blocked = re.search(r"whose module ([\w.]+) is blocked", text)
+        why = f"module {blocked.group(1)} is blocked" if blocked else "not an allowed global"
+        return f"Unsupported global {found.group(1)} ({why})"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
-        if "Unsupported global" in ln or "Unsupported operand" in ln:
+        if "Unsupported" in ln:
             return ln.split("Please use")[0].strip()
-    return lines[0] if lines else type(err).__name__
+    useful = [ln for ln in lines if "weights_only" not in ln]
+    return useful[0] if useful else type(err).__name__

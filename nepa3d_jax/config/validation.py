@@ -7,6 +7,7 @@ from typing import Any, Callable
 import ml_collections
 
 from nepa3d_jax import jobs
+from nepa3d_jax.checkpoint.lock import check_stale_hours
 from nepa3d_jax.config.derived import required_length
 from nepa3d_jax.config.errors import ConfigError
 from nepa3d_jax.config.schedule import parse_schedule
@@ -127,6 +128,10 @@ def _check_model_train(config, problems: list[str]) -> None:
         _check(problems, config, dotted, lambda v: v > 0, "must be > 0")
     _check(problems, config, "train.num_steps", lambda v: v >= 0, "must be >= 0 (0: use epochs)")
     _check(problems, config, "train.mask_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
+    if train is not None and "lock_stale_hours" in train:
+        why = check_stale_hours(float(train.lock_stale_hours))
+        if why:
+            problems.append(why)
     if train is not None and "epochs" in train and int(train.get("num_steps", 0)) <= 0:
         if int(train.epochs) <= 0:
             problems.append(f"train.epochs={train.epochs} with train.num_steps="

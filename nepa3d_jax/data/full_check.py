@@ -26,7 +26,7 @@ from nepa3d_jax.data import schema
 
 MODES = ("off", "header", "full")
 _LEGACY = {"true": "header", "1": "header", "false": "off", "0": "off", "none": "off", "": "off"}
-_VERSION = 1  # bump when the checks change: cached passes of older checks are redone
+_VERSION = 2  # bump when the checks change: cached passes of older checks are redone
 
 
 def parse_mode(value: Any) -> str:
@@ -40,9 +40,10 @@ def parse_mode(value: Any) -> str:
     return text
 
 
-def _check_one(task: tuple[str, tuple[str, ...], tuple]) -> list[str]:
-    path, keys, required = task
-    return schema.check_cache_file(path, required, check_values=True, value_keys=keys)
+def _check_one(task: tuple[str, tuple[str, ...], tuple, Any]) -> list[str]:
+    path, keys, required, limits = task
+    return schema.check_cache_file(path, required, check_values=True, value_keys=keys,
+                                   limits=limits)
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -84,12 +85,13 @@ class CheckCache:
 
 def full_check(groups: Sequence[tuple[Sequence[str], Sequence[str], Sequence]],
                cache_path: str | os.PathLike | None = None, workers: int = 8,
-               write_cache: bool = True, min_parallel: int = 128
-               ) -> tuple[list[str], dict[str, int]]:
+               write_cache: bool = True, min_parallel: int = 128,
+               limits: dict[str, int] | None = None) -> tuple[list[str], dict[str, int]]:
     """Problems of every file in `groups` = [(paths, value keys, required keys), ...].
 
     Returns (problems, counts {"checked", "cached"}). Files already cached as passed with the
-    same size and mtime are skipped. Fewer than `min_parallel` files are checked in this
+    same size and mtime are skipped; `limits` bound declared sizes (`schema.size_limits`, checked
+    before any value is read). Fewer than `min_parallel` files are checked in this
     process (starting workers costs more than it saves there).
     """
     cache = CheckCache(cache_path)
@@ -100,7 +102,7 @@ def full_check(groups: Sequence[tuple[Sequence[str], Sequence[str], Sequence]],
             if cache.passed(path, keys):
                 cached += 1
             else:
-                tasks.append((path, keys, tuple(required)))
+                tasks.append((path, keys, tuple(required), limits))
     problems: list[str] = []
     if tasks:
         n = max(1, min(int(workers), os.cpu_count() or 1, len(tasks)))
@@ -114,7 +116,7 @@ def full_check(groups: Sequence[tuple[Sequence[str], Sequence[str], Sequence]],
             pool = process_pool(n)
             results = pool.map(_check_one, tasks, chunksize=max(1, min(64, len(tasks) // (4 * n))))
         try:
-            for (path, keys, _), found in zip(tasks, results):
+            for (path, keys, _, _), found in zip(tasks, results):
                 if found:
                     problems.extend(found)
                 else:

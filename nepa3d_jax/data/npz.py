@@ -52,8 +52,17 @@ class Npz(Mapping):
         if name not in self._names:
             raise KeyError(key)
         raw = self._z.zip.read(name)  # zlib releases the GIL: threads overlap here
+        buf = io.BytesIO(raw)
+        shape, _, dtype = read_header(buf)
+        # A header may declare far more than the member holds (a hostile or truncated file):
+        # refuse before numpy allocates the declared size.
+        need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if need > len(raw) - buf.tell():
+            raise ValueError(f"declared shape {tuple(shape)} ({dtype}) needs {need} bytes, the "
+                             f"member holds {len(raw) - buf.tell()}")
+        buf.seek(0)
         with HEADER_LOCK:
-            return np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
+            return np.lib.format.read_array(buf, allow_pickle=False)
 
     def __contains__(self, key: object) -> bool:
         return f"{key}.npy" in self._names

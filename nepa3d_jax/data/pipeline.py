@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data import mixture as mixture_lib
-from nepa3d_jax.data import full_check, records, sources
+from nepa3d_jax.data import full_check, records, schema, sources
 from nepa3d_jax.data.assemble import BATCH_DTYPES, BatchReader
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.data.workers import BLOCK_PREFIX, ProcessLoader  # grain: imported on use
@@ -121,6 +121,7 @@ class InputPipeline:
         """Validate every file (CacheError naming file and key) and fix the pad sizes."""
         mode = self.validate_mode = full_check.parse_mode(_opt(cfg, "validate", "full"))
         self.full_check_counts: dict[str, int] = {}
+        pads = (int(_opt(cfg, "pt_pool_pad", 0)), int(_opt(cfg, "ray_pool_pad", 0)))
         problems: list[str] = []
         pt = ray = fps = 0
         npz_groups = []
@@ -129,7 +130,7 @@ class InputPipeline:
             # cached per file); a TFDS build checks values in its own scan.
             npz = isinstance(src, sources.NpzSplit)
             probs, sizes = src.scan(opts, values=(mode == "full" and not npz),
-                                    workers=self.workers)
+                                    workers=self.workers, pads=pads)
             if npz:
                 npz_groups.append((src.names, *records.read_keys(opts)))
             problems += probs
@@ -137,18 +138,21 @@ class InputPipeline:
         if mode == "full" and not problems:
             problems, self.full_check_counts = full_check.full_check(
                 npz_groups, validate_cache, workers=self.workers,
-                write_cache=self.process_index == 0)
+                write_cache=self.process_index == 0, limits=schema.size_limits(*pads))
         if problems and mode != "off":
             more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
             raise CacheError(f"{len(problems)} cache problem(s):\n" + "\n".join(problems[:20])
                              + more)
-        pt_pad, ray_pad = int(_opt(cfg, "pt_pool_pad", 0)), int(_opt(cfg, "ray_pool_pad", 0))
-        for name, want, have in (("pt_pool_pad", pt_pad, pt), ("ray_pool_pad", ray_pad, ray)):
+        for name, want, have in (("pt_pool_pad", pads[0], pt), ("ray_pool_pad", pads[1], ray)):
             if want and want < have:
                 raise ValueError(f"config.data.{name}={want} is smaller than the largest pool "
                                  f"in the corpus ({have}); use 0 for the corpus maximum")
-        pt = pt_pad or pt
-        return records.PadSizes(pt=pt, ray=ray_pad or ray, fps=max(1, min(fps, pt)))
+            if not want and have > schema.MAX_POOL_ROWS:  # validate=off skips the scan's report
+                raise CacheError(f"the largest declared pool ({have} rows) is over the cap "
+                                 f"{schema.MAX_POOL_ROWS} (docs/reliability.md 'Hostile caches'); "
+                                 f"set config.data.{name} to accept it")
+        pt = pads[0] or pt
+        return records.PadSizes(pt=pt, ray=pads[1] or ray, fps=max(1, min(fps, pt)))
 
     # --- deterministic batches ---------------------------------------------------------------
     def global_indices(self, epoch: int, step: int) -> np.ndarray:

@@ -221,29 +221,70 @@ def read_keys(opts: SampleOptions) -> tuple[set[str], tuple]:
     return keys, required
 
 
+# A file whose pool is this many times its component's median, and longer than OUTLIER_MIN_ROWS,
+# is an outlier: with an automatic pad (pt_pool_pad / ray_pool_pad = 0) every sample would be
+# padded to it. (Below the floor padding costs little: the default pools are 20000 / 8000.)
+OUTLIER_FACTOR = 4
+OUTLIER_MIN_ROWS = 1 << 16
+
+
+def outlier_problems(names: Sequence[str], sizes: Sequence[RecordSizes], opts: SampleOptions,
+                     pads: tuple[int, int] = (0, 0)) -> list[str]:
+    """Files whose point or ray pool exceeds OUTLIER_FACTOR x the median of `names` (and
+    OUTLIER_MIN_ROWS), for each pool whose pad is automatic (0): padding must not follow one
+    outlier file."""
+    problems: list[str] = []
+    pt_key = "pc_xyz" if (opts.backend.startswith("pointcloud")
+                          and opts.pt_xyz_key == "pc_xyz") else "pt_xyz_pool"
+    for attr, key, pad, field in (("pt", pt_key, pads[0], "pt_pool_pad"),
+                                  ("ray", "ray_o_pool", pads[1], "ray_pool_pad")):
+        if pad or not sizes:
+            continue
+        lengths = np.array([getattr(s, attr) for s in sizes])
+        median = float(np.median(lengths))
+        odd = (lengths > OUTLIER_FACTOR * max(median, 1.0)) & (lengths > OUTLIER_MIN_ROWS)
+        for i in np.flatnonzero(odd):
+            problems.append(f"{names[i]} [{key}]: declared length {int(lengths[i])} is over "
+                            f"{OUTLIER_FACTOR}x the median {median:.0f} of its mix component; "
+                            f"with config.data.{field}=0 every sample would be padded to it "
+                            f"(remove the file, or set config.data.{field}>={int(lengths[i])} "
+                            "to accept it)")
+    return problems
+
+
 def scan_files(paths: Sequence[str], opts: SampleOptions, *, values: bool = False,
-               workers: int = 8) -> tuple[list[str], RecordSizes]:
+               workers: int = 8, pads: tuple[int, int] = (0, 0)) -> tuple[list[str], RecordSizes]:
     """Validate files (header level; `values` adds NaN/Inf and index checks) and find max sizes.
 
-    Returns (problems, max sizes). Runs on a thread pool: the work is file I/O and zlib.
+    `pads` = the config's (pt_pool_pad, ray_pool_pad): declared sizes are limited by them or by
+    the schema's caps (`schema.size_limits`), and automatic pads refuse outliers
+    (`outlier_problems`). Returns (problems, max sizes). Runs on a thread pool: the work is
+    file I/O and zlib.
     """
     keys, required = read_keys(opts)
+    limits = schema.size_limits(*pads)
 
     def one(path: str) -> tuple[list[str], RecordSizes]:
         try:
             headers = schema.read_headers(path, keys)
         except CacheError as e:
             return [str(e)], RecordSizes(0, 0, 0)
-        probs = schema.check_headers(path, headers, required)
+        probs = schema.check_headers(path, headers, required, limits)
         if values and not probs:
             probs = schema.check_cache_file(path, required, check_values=True,
-                                            value_keys=sorted(keys & set(headers)))
+                                            value_keys=sorted(keys & set(headers)), limits=limits)
         return probs, header_sizes(headers, opts)
 
     problems: list[str] = []
-    pt = ray = fps = 0
     with ThreadPoolExecutor(max(1, min(workers, len(paths)))) as ex:
-        for probs, s in ex.map(one, paths):
-            problems.extend(probs)
-            pt, ray, fps = max(pt, s.pt), max(ray, s.ray), max(fps, s.fps)
-    return problems, RecordSizes(pt, ray, fps)
+        found = list(ex.map(one, paths))
+    sizes = [s for _, s in found]
+    for probs, _ in found:
+        problems.extend(probs)
+    problems += outlier_problems(paths, sizes, opts, pads)
+    return problems, max_sizes(sizes)
+
+
+def max_sizes(sizes: Sequence[RecordSizes]) -> RecordSizes:
+    return RecordSizes(max((s.pt for s in sizes), default=0), max((s.ray for s in sizes), default=0),
+                       max((s.fps for s in sizes), default=0))

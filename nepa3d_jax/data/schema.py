@@ -99,6 +99,61 @@ BACKEND_REQUIRED_KEYS["pointcloud_noray"] = BACKEND_REQUIRED_KEYS["pointcloud"]
 BACKENDS = tuple(sorted(BACKEND_REQUIRED_KEYS))
 
 
+# Documented caps on declared sizes (docs/reliability.md "Hostile caches"). Checked from the npy
+# headers before any array is read, so a small file whose headers declare 100M rows is reported
+# (file, key, declared shape) instead of being allocated. The default cache profile has pools of
+# 20000 points, 8000 rays, 2048 cloud points and a 64^3 grid: the caps leave 50x headroom. A run
+# whose pools are really larger sets config.data.pt_pool_pad / ray_pool_pad above the cap, which
+# then is the limit of that pool (a pad below a pool is refused by the pipeline, naming it).
+MAX_POOL_ROWS = 1 << 20
+MAX_GRID_SIDE = 256
+MAX_ARRAY_BYTES = 256 << 20  # any one array, known key or not (a TFDS build reads them all)
+POOL_SYMBOLS = ("N", "P", "R", "Kc", "Kp")
+DEFAULT_LIMITS: dict[str, int] = {**{s: MAX_POOL_ROWS for s in POOL_SYMBOLS}, "G": MAX_GRID_SIDE}
+
+
+def size_limits(pt_pool_pad: int = 0, ray_pool_pad: int = 0) -> dict[str, int]:
+    """Row limits per shape symbol: the caps, raised to a pool's configured pad above them."""
+    limits = dict(DEFAULT_LIMITS)
+    limits.update(P=max(MAX_POOL_ROWS, int(pt_pool_pad)), Kp=max(MAX_POOL_ROWS, int(pt_pool_pad)),
+                  R=max(MAX_POOL_ROWS, int(ray_pool_pad)))
+    return limits
+
+
+def size_problems(path: str, headers: Mapping[str, ArrayHeader],
+                  limits: Mapping[str, int] | None = None) -> list[str]:
+    """Declared sizes over the limits (`size_limits`), each naming file, key and shape (one
+    line per file and symbol, on its primary pool where that is over).
+
+    Runs on headers alone: nothing is allocated for a file that fails it.
+    """
+    limits = DEFAULT_LIMITS if limits is None else limits
+    problems: list[str] = []
+    reported: set[str] = set()
+    for key in sorted(headers, key=lambda k: (k not in ("pt_xyz_pool", "pc_xyz", "ray_o_pool"), k)):
+        h = headers[key]
+        spec = KEY_SPECS.get(key)
+        if spec is not None and len(h.shape) == len(spec.shape):
+            over = [(n, sym) for n, sym in zip(h.shape, spec.shape)
+                    if isinstance(sym, str) and n > limits.get(sym, n)]
+            if over:
+                n, sym = over[0]
+                if sym in reported:
+                    continue
+                reported.add(sym)
+                problems.append(f"{path} [{key}]: declared shape {h.shape} has {n} along "
+                                f"'{sym}', over the limit {limits[sym]} (see docs/reliability.md "
+                                "'Hostile caches'; a real pool this large needs "
+                                "config.data.pt_pool_pad / ray_pool_pad set to its length)")
+                continue
+        nbytes = int(np.prod(h.shape, dtype=np.float64)) * h.dtype.itemsize
+        if nbytes > MAX_ARRAY_BYTES:
+            problems.append(f"{path} [{key}]: declared shape {h.shape} ({h.dtype}) is "
+                            f"{nbytes / 2**20:.0f} MiB, over the cap of "
+                            f"{MAX_ARRAY_BYTES >> 20} MiB per array")
+    return problems
+
+
 class Problem(NamedTuple):
     """One finding of `check_cache_root`: where, which key (or '' for layout), what."""
     path: str
@@ -155,9 +210,11 @@ def _flatten_required(required: Iterable[Requirement] | None) -> list[tuple[str,
 
 
 def check_headers(path: str, headers: Mapping[str, ArrayHeader],
-                  required: Iterable[Requirement] | None) -> list[str]:
-    """Header-level problems: missing required keys, dtype kinds, ranks, pool-length agreement."""
-    problems: list[str] = []
+                  required: Iterable[Requirement] | None,
+                  limits: Mapping[str, int] | None = None) -> list[str]:
+    """Header-level problems: missing required keys, declared sizes over `limits`
+    (`size_problems`), dtype kinds, ranks, pool-length agreement."""
+    problems: list[str] = size_problems(path, headers, limits)
     for group in _flatten_required(required):
         if not any(k in headers for k in group):
             what = group[0] if len(group) == 1 else " or ".join(group)
@@ -202,13 +259,14 @@ def check_headers(path: str, headers: Mapping[str, ArrayHeader],
 
 
 def check_cache_file(path: str | os.PathLike, required_keys: Iterable[Requirement] | None = None,
-                     *, check_values: bool = True,
-                     value_keys: Iterable[str] | None = None) -> list[str]:
+                     *, check_values: bool = True, value_keys: Iterable[str] | None = None,
+                     limits: Mapping[str, int] | None = None) -> list[str]:
     """Problems of one cache file (empty list = fine); each names the file and the key.
 
     required_keys: keys (or tuples of alternatives) that must be present, e.g.
       `BACKEND_REQUIRED_KEYS["mesh"]`. check_values: also read arrays to check NaN/Inf and
       FPS-order index ranges (limited to `value_keys` when given; default every known key).
+      Values are read only when the headers pass, so sizes over `limits` allocate nothing.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -217,7 +275,7 @@ def check_cache_file(path: str | os.PathLike, required_keys: Iterable[Requiremen
         headers = read_headers(path)
     except CacheError as e:
         return [str(e)]
-    problems = check_headers(path, headers, required_keys)
+    problems = check_headers(path, headers, required_keys, limits)
     if not check_values or problems:
         return problems
     keys = set(KEY_SPECS) if value_keys is None else set(value_keys)

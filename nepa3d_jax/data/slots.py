@@ -23,13 +23,21 @@ Protocol (no locks: each word has one writer at a time):
 - On close the consumer sets CLOSING (a waiting worker gives up at once: `LoaderClosing`, an
   error no one reads, rather than a batch in fresh blocks), stops the workers and unlinks every
   block; views still alive stay valid (a mapping outlives its name).
-Names: `<BLOCK_PREFIX><consumer pid>-<token>-...`, so a run's blocks are easy to find.
+Names: `<BLOCK_PREFIX><consumer pid>-<token>-...`, so a run's blocks are easy to find, and
+those of a whole job killed at once (trainer, resource tracker and workers: nothing was left to
+unlink them) are swept when the next loader starts (`sweep_dead_blocks`).
+
+A full `SHM_DIR` is a `SharedMemoryError` naming it, its size and the config fields that set
+the need (`shm_full_message`), whether the consumer's slots or a worker's fresh block hit it
+(blocks are allocated when made, so a worker gets ENOSPC rather than a SIGBUS, and a SIGBUS
+that still kills a worker is reported the same way).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import logging
 import mmap
 import os
 import time
@@ -46,6 +54,79 @@ HANDED, CLOSING, HEADER = 0, 1, 2   # words of the state block before the slot w
 WAIT_S = 0.5        # a worker's wait for a slot the consumer holds before it uses fresh blocks
 POLL_S = (0.0002, 0.005)  # a waiting worker's first and longest sleep
 SHM_DIR = "/dev/shm"
+SWEEP_ENV = "NEPA3D_SHM_SWEEP"  # "0": never sweep (e.g. /dev/shm shared across pid namespaces)
+log = logging.getLogger(__name__)
+
+
+class SharedMemoryError(RuntimeError):
+    """SHM_DIR has no room for the loader's batches; the message names it, its size and the
+    config fields to change (one line: the CLI prints it without a traceback)."""
+
+
+def shm_full_message(need: str = "") -> str:
+    """`SHM_DIR` (size, free) has no room ...: what to change, in one line."""
+    try:
+        st = os.statvfs(SHM_DIR)
+        size = (f"{st.f_blocks * st.f_frsize / 2**20:.1f} MiB, "
+                f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free")
+    except OSError:
+        size = "size unknown"
+    return (f"{SHM_DIR} ({size}) has no room for the data loader's batches{need}: enlarge it "
+            "(containers: e.g. docker --shm-size), or lower config.data.workers, "
+            "config.data.prefetch or the batch (config.train.batch_per_device), or use "
+            "config.data.loader=threads (docs/pbs.md)")
+
+
+def reserve(name: str, size: int) -> None:
+    """Allocate a fresh block's pages now (SharedMemoryError when SHM_DIR is full) instead of
+    at the first write, where a full tmpfs kills the writer with SIGBUS."""
+    path = os.path.join(SHM_DIR, name)
+    if not os.path.exists(path):
+        return  # shared memory does not live in SHM_DIR here (not Linux)
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise SharedMemoryError(shm_full_message(f" ({size / 2**20:.1f} MiB block)")) \
+                    from e
+            raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_dead_blocks(prefix: str) -> list[str]:
+    """Unlink `<prefix><pid>-*` blocks of this user whose pid is gone: what a whole job killed
+    at once (PBS, the OOM killer) leaves in SHM_DIR. SHM_DIR is this host's memory (tmpfs), so
+    its blocks were made on this host, and the pid in the name is the consuming process that
+    owns them: a live one is never touched. Returns the names removed."""
+    if os.environ.get(SWEEP_ENV, "1") == "0" or not os.path.isdir(SHM_DIR):
+        return []
+    removed = []
+    for name in sorted(os.listdir(SHM_DIR)):
+        pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        path = os.path.join(SHM_DIR, name)
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+            os.unlink(path)
+        except (FileNotFoundError, PermissionError):
+            continue
+        removed.append(name)
+    if removed:
+        log.warning("removed %d shared-memory block(s) of dead processes from %s (%s ...)",
+                    len(removed), SHM_DIR, removed[0])
+    return removed
 
 
 def _aligned(n: int) -> int:
@@ -239,11 +320,8 @@ class ConsumerSlots:
             _unlink(self._blocks)
             self._maps.clear()
             if e.errno == errno.ENOSPC:
-                raise OSError(errno.ENOSPC, (
-                    f"{SHM_DIR} has no room for the data loader's {n.workers} x {n.depth} batch "
-                    f"slots ({n.workers * n.depth * size / 1e9:.2f} GB): enlarge it (containers: "
-                    "e.g. docker --shm-size), or lower config.data.workers or "
-                    "config.data.prefetch (docs/pbs.md)")) from e
+                raise SharedMemoryError(shm_full_message(
+                    f" ({n.workers} x {n.depth} slots of {size / 2**20:.1f} MiB)")) from e
             if isinstance(e, FileNotFoundError):  # shared memory does not live in SHM_DIR
                 return False
             raise

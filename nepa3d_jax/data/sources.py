@@ -30,9 +30,9 @@ class NpzSplit:
     def record(self, i: int) -> records.CheckedRecord:
         return records.CheckedRecord(self.names[i])
 
-    def scan(self, opts: records.SampleOptions, *, values: bool = False,
-             workers: int = 8) -> tuple[list[str], records.RecordSizes]:
-        return records.scan_files(self.names, opts, values=values, workers=workers)
+    def scan(self, opts: records.SampleOptions, *, values: bool = False, workers: int = 8,
+             pads: tuple[int, int] = (0, 0)) -> tuple[list[str], records.RecordSizes]:
+        return records.scan_files(self.names, opts, values=values, workers=workers, pads=pads)
 
 
 class TfdsBuildSplit(tfds_source.TfdsSplit):
@@ -41,9 +41,9 @@ class TfdsBuildSplit(tfds_source.TfdsSplit):
     def layout_problems(self) -> list[str]:
         return [] if self.names else [f"{self.build_dir}: split '{self.split}' is empty"]
 
-    def scan(self, opts: records.SampleOptions, *, values: bool = False,
-             workers: int = 8) -> tuple[list[str], records.RecordSizes]:
-        return tfds_source.scan_split(self, opts, values=values)
+    def scan(self, opts: records.SampleOptions, *, values: bool = False, workers: int = 8,
+             pads: tuple[int, int] = (0, 0)) -> tuple[list[str], records.RecordSizes]:
+        return tfds_source.scan_split(self, opts, values=values, pads=pads)
 
 
 Source = NpzSplit | TfdsBuildSplit

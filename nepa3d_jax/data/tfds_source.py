@@ -253,21 +253,23 @@ class TfdsSplit:
         return problems
 
 
-def scan_split(split: TfdsSplit, opts: Any, *, values: bool = False) -> tuple[list[str], Any]:
+def scan_split(split: TfdsSplit, opts: Any, *, values: bool = False,
+               pads: tuple[int, int] = (0, 0)) -> tuple[list[str], Any]:
     """`records.scan_files` for a build: header checks and pool sizes from the index alone;
     `values` (config.data.validate=full) decodes every record for NaN/Inf and index checks."""
     from nepa3d_jax.data import records  # local: records imports the backends
 
     required = schema.BACKEND_REQUIRED_KEYS[opts.backend]
+    limits = schema.size_limits(*pads)
     problems: list[str] = []
-    pt = ray = fps = 0
+    sizes = []
     value_keys = set(schema.KEY_SPECS)
     for i, name in enumerate(split.names):
         headers = split.headers(i)
-        probs = schema.check_headers(name, headers, required)
+        probs = schema.check_headers(name, headers, required, limits)
         if values and not probs:
             probs = split.check_values(i, value_keys)
         problems += probs
-        s = records.header_sizes(headers, opts)
-        pt, ray, fps = max(pt, s.pt), max(ray, s.ray), max(fps, s.fps)
-    return problems, records.RecordSizes(pt, ray, fps)
+        sizes.append(records.header_sizes(headers, opts))
+    problems += records.outlier_problems(split.names, sizes, opts, pads)
+    return problems, records.max_sizes(sizes)

@@ -24,7 +24,9 @@ import functools
 import logging
 import os
 import secrets
+import signal
 import sys
+import weakref
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -89,6 +91,7 @@ def _ensure_absl_flags() -> None:
 # Arrays smaller than this travel pickled (a shared-memory block costs a file and a mapping).
 SHARED_MIN_BYTES = 16 << 10
 BLOCK_PREFIX = "nepa3d-batch-"
+SIGBUS_TEST_ENV = "NEPA3D_TEST_SIGBUS_AT_STEP"
 
 
 class SharedBatch:
@@ -113,6 +116,8 @@ class SharedBatch:
 
         if self._slots is None:
             self._slots = slots.WorkerSlots(self.names)
+        if os.environ.get(SIGBUS_TEST_ENV) == str(k):  # test hook: a worker dies of SIGBUS
+            os.kill(os.getpid(), signal.SIGBUS)
         worker = _WORKER_INDEX
         taken = self._slots.take(worker, k) if worker is not None else None
         carve, refs = (slots.carve(taken[1], worker, taken[0], k) if taken else (None, {}))
@@ -127,6 +132,12 @@ class SharedBatch:
                 return a
             shm = shared_memory.SharedMemory(  # <= 31 characters with the "/" (macOS)
                 name=f"{BLOCK_PREFIX}{self.owner}-{secrets.token_hex(4)}", create=True, size=size)
+            try:
+                slots.reserve(shm.name, size)  # a full /dev/shm: an error, not a SIGBUS
+            except BaseException:
+                shm.close()
+                shm.unlink()
+                raise
             blocks.append(SharedMemoryArray.from_shared_memory(shm, shape, dtype))
             return blocks[-1]
 
@@ -144,6 +155,41 @@ class SharedBatch:
         return {key: refs.get(id(a), a) for key, a in batch.items()}
 
 
+def _unlinks_on_del(a: Any) -> bool:
+    from grain.multiprocessing import SharedMemoryArray
+
+    return isinstance(a, SharedMemoryArray) and bool(getattr(a, "_unlink_on_del", False))
+
+
+def _unlink_now(a: Any) -> None:
+    """Unlink the fresh block of a batch still held at close (its mapping stays valid): its
+    array would unlink it when collected, at exit perhaps after the module teardown, and the
+    resource tracker would report it as leaked."""
+    if _unlinks_on_del(a):
+        try:
+            a.shm.unlink()
+        except FileNotFoundError:
+            pass
+        a._unlink_on_del = False  # grain's flag: it would unlink it again when collected
+
+
+def _flush_unlinks(timeout: float = 10.0) -> None:
+    """Run grain's deferred unlinks now: batches its iterator had read ahead are dropped at
+    close, and their blocks' unlink is queued on grain's one deletion thread (FIFO), which a
+    normal exit would outrun (the resource tracker then warns and unlinks them)."""
+    import gc
+
+    from grain.multiprocessing import SharedMemoryArray
+
+    gc.collect()
+    pool = getattr(SharedMemoryArray, "_del_thread_pool", None)
+    if pool is not None:
+        try:
+            pool.apply_async(int).wait(timeout)
+        except ValueError:  # the pool was closed
+            pass
+
+
 def slots_per_worker(prefetch: int) -> int:
     """A worker's batch in progress, its queue (`prefetch`), and up to two batches the consumer
     still holds (the step's and the next one being transferred). Fewer than grain could queue:
@@ -158,6 +204,7 @@ class ProcessLoader:
         import grain
 
         _ensure_absl_flags()
+        slots.sweep_dead_blocks(BLOCK_PREFIX)
         self.names = slots.SlotNames(f"{BLOCK_PREFIX}{os.getpid()}-{secrets.token_hex(4)}",
                                      int(workers), slots_per_worker(buffer))
         self._slots = slots.ConsumerSlots(self.names)
@@ -168,17 +215,33 @@ class ProcessLoader:
         read = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
         ds = (grain.MapDataset.range(int(start), _END)
               .map(SharedBatch(reader, self.names))
-              .to_iter_dataset(read)
-              .mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
+              .to_iter_dataset(read))
+        # Small arrays travel pickled, as SharedBatch intends: by default grain would copy each
+        # (counts, labels, ids) into a shared-memory block of its own, unlinked by a background
+        # thread that a normal exit outruns ("resource_tracker: ... leaked shared_memory").
+        ds = grain.experimental.WithOptionsIterDataset(
+            ds, grain.experimental.DatasetOptions(min_shm_size=SHARED_MIN_BYTES))
+        ds = (ds.mp_prefetch(grain.multiprocessing.MultiprocessingOptions(
                   num_workers=int(workers), per_worker_buffer_size=max(1, int(buffer))),
                   worker_init_fn=functools.partial(worker_init, os.getpid())))
         self.start, self.workers = int(start), int(workers)
         self._next_k = self.start
         self.handed = [0, 0]  # batches handed out in [fresh blocks, slots]
+        self._fresh: list[weakref.ref] = []  # fresh blocks handed out (alive ones unlinked at close)
         self._it: Any = iter(ds)
 
     def __next__(self) -> dict[str, np.ndarray]:
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except RuntimeError as e:
+            # grain's words for a worker killed by a signal; SIGBUS there is a write into a
+            # /dev/shm page that a full tmpfs could not back.
+            if f"exit code -{int(signal.SIGBUS)}" in str(e):
+                raise slots.SharedMemoryError(slots.shm_full_message(
+                    f" (a loader worker died of SIGBUS; data.workers={self.workers})")) from e
+            raise
+        self._fresh = [r for r in self._fresh if r() is not None]
+        self._fresh += [weakref.ref(a) for a in batch.values() if _unlinks_on_del(a)]
         if not self._slots.ready:  # the first batch (fresh blocks) gives the slot size
             big = [a for a in batch.values()
                    if isinstance(a, np.ndarray) and a.nbytes >= SHARED_MIN_BYTES]
@@ -208,4 +271,8 @@ class ProcessLoader:
                 # stopped: the workers still get stopped and the other blocks unlinked, and a
                 # finished run does not fail in its clean-up.
                 log.warning("data loader close: %s (attempt %d)", e, attempt + 1)
+        del it
+        _flush_unlinks()
+        for ref in self._fresh:  # batches still held: unlink now (their views stay valid)
+            _unlink_now(ref())
         self._slots.close()

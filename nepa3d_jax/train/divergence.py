@@ -50,8 +50,11 @@ def state_values(state: Any, metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def check(step: int, values: Mapping[str, float], *, where: str, log_every: int,
-          last_checkpoint: int | None, workdir: str) -> None:
-    """Raise DivergenceError when a watched value of `step` is NaN/Inf."""
+          last_checkpoint: int | None, workdir: str, resumed_from: int | None = None) -> None:
+    """Raise DivergenceError when a watched value of `step` is NaN/Inf. When the last
+    checkpoint is the one this segment resumed from, the message says that resuming again
+    would repeat the divergence (its data passed the checksum check, so the cause is the
+    optimisation, not a corrupt file)."""
     bad = {k: values[k] for k in WATCHED if k in values and not math.isfinite(float(values[k]))}
     if not bad:
         return
@@ -59,6 +62,9 @@ def check(step: int, values: Mapping[str, float], *, where: str, log_every: int,
                      for k, v in bad.items())
     kept = (f"the last finite checkpoint is step {last_checkpoint} in {workdir}"
             if last_checkpoint is not None else f"no checkpoint was saved in {workdir}")
+    if last_checkpoint is not None and last_checkpoint == resumed_from:
+        kept += (" (this segment resumed from it, and its files passed their checksums: "
+                 "resuming it unchanged diverges again)")
     raise DivergenceError(
         f"training diverged: {what} at step {step} (seen at the {where} check; values are "
         f"checked every train.log_every_steps={log_every} steps and before each checkpoint, "

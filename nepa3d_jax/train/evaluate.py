@@ -8,6 +8,7 @@ and `out_json` inside it. Results of the run (and of the evaluator) land in
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from typing import Any
@@ -42,11 +43,26 @@ def run_after_training(config: ml_collections.ConfigDict, name: str) -> dict[str
     return jobs.run(evaluator_config(config, name), field=FIELD, evaluators_only=True)
 
 
+def _previous_losses(path: pathlib.Path) -> list[list]:
+    try:
+        losses = json.loads(path.read_text()).get("losses") or []
+        return [[int(s), loss] for s, loss in losses]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []  # none yet, or unreadable: this segment's losses only
+
+
 def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | None:
-    """`<workdir>/results.json` (process 0): the run summary and any evaluator results."""
+    """`<workdir>/results.json` (process 0): the run summary and any evaluator results.
+
+    `losses` covers the whole run: a resumed segment (`resumed_from` = S) keeps the earlier
+    segments' logged losses up to step S from the previous results.json, diverged or not.
+    """
     if jax.process_index() != 0:
         return None
     path = pathlib.Path(workdir) / "results.json"
     summary = {k: v for k, v in result.items() if k not in ("state",)}
-    summary["losses"] = [[int(s), float(l)] for s, l in result.get("losses", [])]
+    own = [[int(s), float(l)] for s, l in result.get("losses", [])]
+    start = result.get("resumed_from") or 0
+    summary["losses"] = [e for e in _previous_losses(path) if e[0] <= start] + own if start \
+        else own
     return io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax.checkpoint.run_dir import RunDir, provenance
 from nepa3d_jax.config import derive, guard_warnings, to_run_json, validate
+from nepa3d_jax.data.mixture import mix_spec_from_config
 from nepa3d_jax.parallel import host_batch_to_global, make_mesh
 from nepa3d_jax.train import divergence, evaluate, resume
 from nepa3d_jax.train import collapse
@@ -112,8 +113,12 @@ class Trainer:
         self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
+        self.record["derived"][resume.MIXTURE_KEY] = resume.mixture_record(
+            mix_spec_from_config(config.data))  # compared whole on resume (resume.py)
         self.skipped: list[str] = []
         self.changes: dict[str, list] = {}
+        self.resumed_from: int | None = None
+        self.losses: list[tuple[int, float]] = []
         self._sizes = None
         log.info("derived: %s", ", ".join(f"{k}={v}" for k, v in self.derived.items()))
         log.info("data: %s", self.pipeline.describe())
@@ -173,6 +178,7 @@ class Trainer:
     def train(self, callback: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
         """The loop; `callback(step, metrics)` runs after every step (metrics on device)."""
         state, resumed = self.initial_state()
+        self.resumed_from = resumed
         start = int(jax.device_get(state.step))
         if resumed is None or not (self.workdir / "config.json").is_file():
             self.run_dir.write_config(self.record)  # the first segment; later ones: history
@@ -185,6 +191,7 @@ class Trainer:
         ckpt_every = int(cfg.get("checkpoint_every_steps", 0))
         metrics_log = MetricsLog(self.workdir)
         losses: list[tuple[int, float]] = []
+        self.losses = losses  # results.json of a diverged segment keeps them (run())
         preempted = False
         step = start
         primary = jax.process_index() == 0
@@ -281,7 +288,8 @@ class Trainer:
         if not all(map(math.isfinite, values.values())):
             self.run_dir.wait()  # a save in flight is of an earlier, checked step
         divergence.check(step, values, where=where, log_every=log_every,
-                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir))
+                         last_checkpoint=self.run_dir.latest_step(), workdir=str(self.workdir),
+                         resumed_from=self.resumed_from)
 
     def close(self) -> None:
         try:
@@ -310,7 +318,8 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     except divergence.DivergenceError as err:
         evaluate.write_results(trainer.workdir, dict(
             workdir=str(trainer.workdir), status="diverged", diverged_at_step=err.step,
-            last_finite_checkpoint=err.last_checkpoint, error=str(err)))
+            last_finite_checkpoint=err.last_checkpoint, error=str(err),
+            resumed_from=trainer.resumed_from, losses=trainer.losses))
         raise
     finally:
         trainer.close()

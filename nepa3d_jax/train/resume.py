@@ -8,6 +8,12 @@
 * Everything else (logging, checkpoint cadence, `num_steps` to extend a run, the attention
   kernel) may change.
 
+The mixture is compared whole: the run record's `derived.mixture` holds every component as
+resolved (from `data.mix` or the `data.mix_config` YAML, whose contents a path alone would
+not show), and a component added, removed or changed in any option is a change of
+`data.mix.<name>` (allowed by `data.mix` or `data.mix.<name>`), like the mixture's seed,
+sample count and replacement (`derived.mixture_seed` ...).
+
 `config.json` keeps the run's first segment as started; every resume that changes anything
 appends one line to `config_history.jsonl` (step, time, each changed field as [before, after],
 the fields that were allowed, and the full new record), so no segment's settings are lost.
@@ -27,7 +33,9 @@ HISTORY = "config_history.jsonl"
 SHAPE_FIELDS = ("model.d_model", "model.layers", "model.heads", "model.mlp_ratio",
                 "data.qa_tokens")
 GUARDED_PREFIXES = ("data.", "train.", "seed")
-GUARDED_DERIVED = ("derived.global_batch", "derived.lr")
+GUARDED_DERIVED = ("derived.global_batch", "derived.lr", "derived.mixture_num_samples",
+                   "derived.mixture_seed", "derived.mixture_replacement")
+MIXTURE_KEY = "mixture"  # in the record's derived block: `mixture_record`
 FREE_FIELDS = frozenset({
     "data.prefetch", "data.validate", "data.pt_pool_pad", "data.ray_pool_pad",
     "data.loader", "data.workers", "data.stage_dir",  # how batches are read, not which
@@ -41,19 +49,54 @@ class ResumeChangeError(ValueError):
     """A resume would change fields it cannot honour (or was not told to accept)."""
 
 
-def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
+MIX_PREFIX = "data.mix."
+
+
+def mixture_record(spec: Any) -> dict[str, Any]:
+    """The resolved mixture (`data.mixture.MixSpec`) as JSON for the run record's derived
+    block: {"components": {name: {cache_root, split, backend, weight, overrides}}, "seed",
+    "num_samples", "replacement"}."""
+    return json.loads(io.dumps({
+        "components": {c.name: {"cache_root": c.cache_root, "split": c.split,
+                                "backend": c.backend, "weight": c.weight,
+                                "overrides": dict(c.overrides)} for c in spec.components},
+        "seed": spec.seed, "num_samples": spec.num_samples, "replacement": spec.replacement}))
+
+
+def _flat(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(flat fields, whether the record holds the resolved mixture)."""
     record = json.loads(io.dumps(dict(record), undefined_key=None))  # tuples == lists
     derived = record.pop("derived", None) or {}
     record.pop("config_source", None)
+    resolved = derived.pop(MIXTURE_KEY, None)
+    data = record.get("data")
+    mix = data.pop("mix", None) if isinstance(data, dict) else None
     out = flatten(record)
     out.update({f"derived.{k}": v for k, v in flatten(derived).items()})
-    return out
+    if isinstance(resolved, dict):
+        for name, comp in (resolved.get("components") or {}).items():
+            out[f"{MIX_PREFIX}{name}"] = comp
+        for k in ("seed", "num_samples", "replacement"):
+            out[f"derived.mixture_{k}"] = resolved.get(k)
+    elif mix is not None:  # a record without it (older runs): the inline summary
+        out.update({k: v for k, v in flatten({"data": {"mix": mix}}).items()})
+    return out, isinstance(resolved, dict)
 
 
 def changed_fields(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, list]:
-    """{field: [checkpoint value, new value]} for every field present in both that differs."""
-    a, b = _flat(saved), _flat(now)
-    return {k: [a[k], b[k]] for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
+    """{field: [checkpoint value, new value]} for every field that differs.
+
+    Mixture components present in only one record count too (added or removed: `<absent>` on
+    one side) when both records hold the resolved mixture; elsewhere only fields present in
+    both count, so a config field introduced by a newer version of the package does not block
+    resuming an older run.
+    """
+    (a, a_full), (b, b_full) = _flat(saved), _flat(now)
+    keys = a.keys() & b.keys()
+    if a_full and b_full:
+        keys |= {k for k in a.keys() ^ b.keys() if k.startswith(MIX_PREFIX)}
+    return {k: [a.get(k, _ABSENT), b.get(k, _ABSENT)] for k in sorted(keys)
+            if a.get(k, _ABSENT) != b.get(k, _ABSENT)}
 
 
 def _guarded(field: str) -> bool:
