@@ -63,7 +63,7 @@ def run(config: ml_collections.ConfigDict, config_path: str | None = None,
                 overrides: Sequence[str] = (), field: str = "config.job",
                 evaluators_only: bool = False) -> dict[str, Any]:
     """Imports the job's module (RuntimeError naming it when that fails) and runs it."""
-    job = get(str(config.get("job", "pretrain")), field, evaluators_only)
+    job = get(str(config.job), field, evaluators_only)
     try:
         module = importlib.import_module(job.module)
     except ImportError as err:

@@ -66,8 +66,13 @@ def main(argv: Sequence[str]) -> int:
 
     info = initialize()  # before anything touches a device
     path, overrides = _config_source(sys.argv[1:])
-    config = _CONFIG.value if _CONFIG.value is not None else _load_default(overrides)
-    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.get("job"), path, overrides,
+    if _CONFIG.value is None:
+        config = _load_default(overrides)  # load_config fills the defaults
+    else:
+        from nepa3d_jax.config.loading import fill_defaults
+
+        config = fill_defaults(_CONFIG.value)
+    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.job, path, overrides,
                  info)
     try:
         result = run_job(config, path, overrides)

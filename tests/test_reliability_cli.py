@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import make_arrays, write_cache
 
 
 def _env(**extra):

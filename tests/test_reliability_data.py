@@ -15,9 +15,7 @@ from nepa3d_jax.data import full_check, records
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_data_pipeline import comp, data_cfg  # noqa: E402
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import comp, data_cfg, make_arrays, write_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -2,17 +2,14 @@
 keeps its last finite checkpoint; evaluators refuse NaN parameters; JSON never holds NaN."""
 
 import json
-import math
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
 from nepa3d_jax import io
+from helpers import run_main, tiny_pretrain_args
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -21,25 +18,6 @@ def strict_json(text: str):
     def refuse(name):
         raise ValueError(f"non-standard JSON constant {name}")
     return json.loads(text, parse_constant=refuse)
-
-
-def tiny_pretrain_args(reference_dir, workdir, **train):
-    """`main` command line for a tiny pretraining on the reference caches (8 CPU devices)."""
-    fields = dict(workdir=workdir, **{
-        "data.mix_config": reference_dir / "mixA.yaml", "data.mix_num_samples": 40,
-        "data.n_point": 16, "data.n_ray": 16, "data.max_len": -1, "data.prefetch": 0,
-        "model.d_model": 32, "model.layers": 1, "model.heads": 2,
-        "train.batch_per_device": 1, "train.lr_scale": False},
-        **{f"train.{k}": v for k, v in train.items()})
-    return ["-m", "nepa3d_jax.main", "--config", "configs/base.py",
-            *[f"--config.{k}={v}" for k, v in fields.items()]]
-
-
-def run_main(args, timeout=420):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def test_json_writer_refuses_nan_and_names_undefined_metrics(tmp_path):

@@ -22,7 +22,7 @@ from nepa3d_jax.config import ConfigError, derive, guard_warnings, load_config, 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["diff"]:
-        from nepa3d_jax.config import diff
+        from nepa3d_jax.review import diff
 
         return diff.main(argv[1:])
     if argv[:1] == ["check"]:

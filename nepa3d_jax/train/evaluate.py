@@ -24,7 +24,7 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
     """The evaluator's defaults + the run's `eval.<name>` block, pointed at this run."""
     jobs.get(name, FIELD, evaluators_only=True)
     sub = jobs.default_config(name)
-    block = (config.get("eval") or {}).get(name) if config.get("eval") is not None else None
+    block = config.eval[name] if name in config.eval else None
     if block is not None:
         sub.update(block.to_dict() if hasattr(block, "to_dict") else dict(block))
     sub.job = name
