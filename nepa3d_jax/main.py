@@ -17,7 +17,7 @@ from absl import app
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = "configs/demo.py"
@@ -89,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(err, DivergenceError) else 2
     summary = {k: v for k, v in result.items() if k not in ("losses", "state")}
-    print(io.dumps(summary, indent=1))  # standard JSON: a NaN would print as null
+    print(atomic_io.dumps(summary, indent=1))  # standard JSON: a NaN would print as null
     if result.get("preempted"):
         return EXIT_PREEMPTED
     return 0

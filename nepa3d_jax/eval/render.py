@@ -24,6 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from nepa3d_jax import atomic_io
+
 PANEL_PX = 300
 DPI = 100
 ORDERS = ("morton", "fps", "random")
@@ -39,11 +41,8 @@ def _plt():
 
 
 def _save(fig, path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp_{os.getpid()}_{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
-    os.replace(tmp, path)
+    with atomic_io.atomic_path(path) as tmp:  # the package's writer: temp file, then rename
+        fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
     return path
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from nepa3d_jax import io, jobs
+from nepa3d_jax import atomic_io, jobs
 
 FIELD = "train.eval_after"
 
@@ -49,4 +49,4 @@ def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | N
     path = pathlib.Path(workdir) / "results.json"
     summary = {k: v for k, v in result.items() if k not in ("state",)}
     summary["losses"] = [[int(s), float(l)] for s, l in result.get("losses", [])]
-    return io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"
+    return atomic_io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"

@@ -20,7 +20,7 @@ import json
 import pathlib
 from typing import Any, Mapping
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.config.record import flatten
 
 HISTORY = "config_history.jsonl"
@@ -42,7 +42,7 @@ class ResumeChangeError(ValueError):
 
 
 def _flat(record: Mapping[str, Any]) -> dict[str, Any]:
-    record = json.loads(io.dumps(dict(record), undefined_key=None))  # tuples == lists
+    record = json.loads(atomic_io.dumps(dict(record), undefined_key=None))  # tuples == lists
     derived = record.pop("derived", None) or {}
     record.pop("config_source", None)
     out = flatten(record)
@@ -117,7 +117,7 @@ def convert_position(data_iter: Mapping[str, Any], old_batch: int, new_batch: in
 def append_history(workdir: str | pathlib.Path, step: int, changes: Mapping[str, list],
                    allow: str, record: Mapping[str, Any]) -> None:
     """One line of `config_history.jsonl` for a resume that changed something."""
-    io.append_json_line(pathlib.Path(workdir) / HISTORY, {
+    atomic_io.append_json_line(pathlib.Path(workdir) / HISTORY, {
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "resumed_at_step": int(step), "changed": dict(changes),
         "allow_resume_changes": str(allow or ""), "config": dict(record)})

@@ -61,12 +61,13 @@ def test_cpac_checks_out_json_and_ckpt_before_the_work(tmp_path, reference_dir):
 
 
 def test_data_prep_outputs_follow_the_umask(tmp_path):
-    from data_prep.atomic import atomic_path, atomic_savez, atomic_write_text
+    from data_prep.atomic import atomic_savez
+    from nepa3d_jax.atomic_io import atomic_path, write_text_atomic
 
     old = os.umask(0o022)
     try:
         atomic_savez(tmp_path / "a.npz", {"x": np.zeros(3)})
-        atomic_write_text(tmp_path / "b.json", "{}")
+        write_text_atomic(tmp_path / "b.json", "{}")
         with atomic_path(tmp_path / "c.bin") as tmp:
             pathlib.Path(tmp).write_bytes(b"x")
     finally:

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from helpers import run_main, tiny_pretrain_args
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -22,16 +22,16 @@ def strict_json(text: str):
 
 def test_json_writer_refuses_nan_and_names_undefined_metrics(tmp_path):
     path = tmp_path / "r.json"
-    io.write_json_atomic(path, {"mae": float("nan"), "iou": [0.5, float("inf")],
+    atomic_io.write_json_atomic(path, {"mae": float("nan"), "iou": [0.5, float("inf")],
                                 "n": np.int64(3), "x": np.float32(0.25)})
     out = strict_json(path.read_text())
     assert out["mae"] is None and out["iou"] == [0.5, None] and out["n"] == 3
     assert out["undefined"] == {"mae": "non-finite value (nan)",
                                 "iou[1]": "non-finite value (inf)"}
-    assert oct(path.stat().st_mode & 0o777) == oct(io.shared_mode())
+    assert oct(path.stat().st_mode & 0o777) == oct(atomic_io.shared_mode())
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
     with pytest.raises(IsADirectoryError, match=str(tmp_path)):
-        io.write_json_atomic(tmp_path, {})
+        atomic_io.write_json_atomic(tmp_path, {})
 
 
 def test_huge_lr_stops_with_the_step_and_keeps_the_finite_checkpoint(reference_dir, tmp_path):
