@@ -134,9 +134,10 @@ def materialize_view(src_cache_root: str, split_map: dict, out_root: str,
             os.remove(dst)
         _place(src, dst, link_mode)
         stats["created"] += 1
-    atomic_io.write_text_atomic(os.path.join(out_root, "_meta", "split_source.json"), atomic_io.dumps(
-        {"src_cache_root": src_root, "splits": sorted(splits), "link_mode": link_mode,
-         **stats}, indent=2))
+    atomic_io.write_text_atomic(
+        os.path.join(out_root, "_meta", "split_source.json"), atomic_io.dumps(
+            {"src_cache_root": src_root, "splits": sorted(splits), "link_mode": link_mode,
+             **stats}, indent=2))
     return stats
 
 
