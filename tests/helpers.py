@@ -87,6 +87,18 @@ def data_cfg(**kw):
     return fill_defaults(ml_collections.ConfigDict(dict(data=fields))).data
 
 
+def sample_options(backend="mesh", **data):
+    """The per-sample options pretraining reads `backend` with, from `data_cfg(**data)`."""
+    from nepa3d_jax.data import records
+
+    d = data_cfg(**data)
+    return records.SampleOptions(
+        backend=backend, pt_xyz_key=d.pt_xyz_key, pt_dist_key=d.pt_dist_key or None,
+        pt_fps_key=d.pt_fps_key, ablate_point_dist=bool(d.ablate_point_dist),
+        force_missing_ray=bool(d.force_missing_ray), voxel_grid=d.voxel_grid,
+        voxel_dilate=d.voxel_dilate, voxel_max_steps=d.voxel_max_steps)
+
+
 def comp(root, backend, weight, split="train"):
     return dict(cache_root=str(root), split=split, backend=backend, weight=weight)
 
