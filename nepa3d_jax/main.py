@@ -50,6 +50,16 @@ def _load_default(overrides: list[str]):
     return load_config(str(path), overrides)
 
 
+def loaded_config(flag_value, overrides: Sequence[str]):
+    """The `--config` flag's config (absl parsed it) or the default one, with every field it
+    leaves out filled from its job's defaults, as `load_config` does for files."""
+    if flag_value is None:
+        return _load_default(list(overrides))  # load_config fills the defaults
+    from nepa3d_jax.config.loading import fill_defaults
+
+    return fill_defaults(flag_value)
+
+
 def run_job(config, config_path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     from nepa3d_jax import jobs
 
@@ -66,12 +76,7 @@ def main(argv: Sequence[str]) -> int:
 
     info = initialize()  # before anything touches a device
     path, overrides = _config_source(sys.argv[1:])
-    if _CONFIG.value is None:
-        config = _load_default(overrides)  # load_config fills the defaults
-    else:
-        from nepa3d_jax.config.loading import fill_defaults
-
-        config = fill_defaults(_CONFIG.value)
+    config = loaded_config(_CONFIG.value, overrides)
     logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.job, path, overrides,
                  info)
     try:

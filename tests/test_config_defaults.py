@@ -151,3 +151,13 @@ def test_the_scan_finds_each_fallback_form():
             'd = os.environ.get("HOME", "")\n')
     assert [f for _, _, f in fallbacks(ast.parse(code), _field_names())] == [
         "log_every_steps", "loader", "train.lr_scale"]
+
+
+def test_main_fills_the_config_its_flag_parsed():
+    """`python -m nepa3d_jax.main --config F`: absl parses F; main fills it like load_config."""
+    from nepa3d_jax import main
+
+    config = main.loaded_config(ml_collections.ConfigDict(dict(train=dict(num_steps=5))), [])
+    assert config.train.num_steps == 5 and config.train.log_every_steps == 50
+    assert _leaves(jobs.default_config("pretrain")) - _leaves(config) == set()
+    assert main.loaded_config(None, ["train.num_steps=7"]).train.num_steps == 7  # configs/demo.py
