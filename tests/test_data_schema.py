@@ -7,6 +7,7 @@ import pytest
 
 from nepa3d_jax.data import schema
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError
+from helpers import make_arrays, write_cache
 
 
 def _ref_files(reference_dir, corpus):
