@@ -33,6 +33,7 @@ import ml_collections  # noqa: E402
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
+from nepa3d_jax.config.loading import fill_defaults  # noqa: E402
 from nepa3d_jax.data import schema  # noqa: E402
 from nepa3d_jax.data import workers as workers_lib  # noqa: E402
 from nepa3d_jax.data.pipeline import InputPipeline  # noqa: E402
@@ -90,7 +91,7 @@ def data_cfg(preset, base, loader, workers, n_samples):
              ablate_point_dist=0, force_missing_ray=False, pt_pool_pad=0, ray_pool_pad=0,
              validate="header", prefetch=PREFETCH, loader=loader, workers=workers)
     c.update(p["data"])
-    return ml_collections.ConfigDict(c)
+    return fill_defaults(ml_collections.ConfigDict(dict(data=c))).data  # the rest: the defaults
 
 
 def time_ours(preset, base, loader, workers, batch, batches):

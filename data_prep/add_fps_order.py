@@ -22,9 +22,10 @@ import zipfile
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.atomic import atomic_path, atomic_savez
+from data_prep.atomic import atomic_savez
 from data_prep.fps import fps_order
 from data_prep.runner import process_context
+from nepa3d_jax import atomic_io
 from nepa3d_jax import cli
 from nepa3d_jax.workers import process_pool
 
@@ -56,7 +57,7 @@ def add_order(path: str, pt_key: str = "pt_xyz_pool", out_key: str = "pt_fps_ord
                 return "ok"
         buf = io.BytesIO()
         np.lib.format.write_array(buf, order, allow_pickle=False)
-        with atomic_path(path) as tmp:
+        with atomic_io.atomic_path(path) as tmp:
             shutil.copyfile(path, tmp)
             with zipfile.ZipFile(tmp, mode="a") as zf:
                 zf.writestr(f"{out_key}.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)

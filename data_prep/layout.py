@@ -17,7 +17,8 @@ import hashlib
 import os
 from collections import defaultdict
 
-from data_prep.atomic import atomic_write_text
+from nepa3d_jax import atomic_io
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ def shapenet_items(splits: list[str], split_map: dict[str, str], out_root: str) 
     """Items of the wanted splits; writes `<out_root>/_splits/{train,test}.txt`."""
     for split in ("train", "test"):
         lines = "".join(p + "\n" for p in sorted(split_map) if split_map[p] == split)
-        atomic_write_text(os.path.join(out_root, "_splits", f"{split}.txt"), lines)
+        atomic_io.write_text_atomic(os.path.join(out_root, "_splits", f"{split}.txt"), lines)
     items = []
     for p in sorted(split_map):
         if split_map[p] in splits:

@@ -17,12 +17,12 @@ import os
 import sys
 
 from data_prep import layout
-from data_prep.atomic import add_compress_arg, atomic_write_text, remove_stale_temps
+from data_prep.atomic import add_compress_arg, remove_stale_temps
 from data_prep.mesh_cache import mesh_file_to_cache
 from data_prep.profile import Profile, add_profile_args, profile_from_args
 from data_prep.runner import Job, Summary, run_jobs
 from nepa3d_jax import cli
-from nepa3d_jax import io as nio
+from nepa3d_jax import atomic_io
 
 
 def build_jobs(items: list[layout.MeshItem], out_root: str, profile: Profile, seed: int) -> list[Job]:
@@ -53,8 +53,8 @@ def write_provenance(args: argparse.Namespace, profile: Profile, summary: Summar
             "result": {"total": summary.total, "written": summary.written,
                        "existing": summary.existing, "skipped": len(summary.failed)}}
     name = f"meshes_{args.split}_source" + (f"_shard{args.shard_id}" if args.num_shards > 1 else "")
-    atomic_write_text(os.path.join(args.out_root, "_meta", f"{name}.json"),
-                      nio.dumps(meta, indent=2))
+    atomic_io.write_text_atomic(os.path.join(args.out_root, "_meta", f"{name}.json"),
+                      atomic_io.dumps(meta, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,11 +27,12 @@ import h5py
 import numpy as np
 from scipy.spatial import cKDTree
 
-from data_prep.atomic import add_compress_arg, atomic_write_text, remove_stale_temps
+from data_prep.atomic import add_compress_arg, remove_stale_temps
 from data_prep.fps import fps_order
 from data_prep.normalize import unit_ball_points
 from data_prep.runner import BadShape, Job, Summary, run_jobs
 from data_prep.sampling import query_pool
+from nepa3d_jax import atomic_io
 from nepa3d_jax import cli
 
 TEST_SEED_OFFSET = 12345
@@ -118,7 +119,7 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
             f"rng={rng_mode}", f"h5_count={len(paths)}", *map(os.path.abspath, paths)]
     if out_split != split:
         meta.insert(2, f"out_split={out_split}")
-    atomic_write_text(os.path.join(out_root, "_meta", f"scanobjectnn_{out_split}_source.txt"),
+    atomic_io.write_text_atomic(os.path.join(out_root, "_meta", f"scanobjectnn_{out_split}_source.txt"),
                       "\n".join(meta) + "\n")
     remove_stale_temps(os.path.join(out_root, out_split))
     jobs, bad_files, offset = [], [], 0

@@ -32,7 +32,7 @@ from scipy.optimize import minimize
 from scipy.spatial.distance import pdist
 
 from nepa3d_jax import cli
-from nepa3d_jax import io as nio
+from nepa3d_jax import atomic_io
 from nepa3d_jax.data.paths import label_from_path
 from nepa3d_jax.data.schema import CacheError, list_cache_files, load_cache
 from nepa3d_jax.eval.cls.split import stratified_kshot
@@ -227,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.out:
-        from data_prep.atomic import atomic_write_text
-        atomic_write_text(args.out, nio.dumps(results, indent=2))
+        atomic_io.write_text_atomic(args.out, atomic_io.dumps(results, indent=2))
     print(format_table(results))
     return 0
 

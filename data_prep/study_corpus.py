@@ -48,10 +48,10 @@ import trimesh
 from tqdm import tqdm
 
 from data_prep import meshes, scanobjectnn, shapes, study_shapes, unpaired_split
-from data_prep.atomic import atomic_path, atomic_write_text
 from data_prep.profile import Profile
 from data_prep.runner import process_context, shape_rng
-from nepa3d_jax import io as nio
+from nepa3d_jax import atomic_io
+from nepa3d_jax.atomic_io import atomic_path
 from nepa3d_jax.workers import process_pool
 
 SPLITS = ("pretrain", "train", "test")
@@ -107,7 +107,7 @@ def _mesh_and_scan(path: str, cls: str, split: str, i: int, seed: int,
     name = shape_name(cls, split, i)
     if not os.path.exists(path):
         mesh = study_shapes.make_study_shape(cls, shape_rng(seed, f"study/{cls}/{name}"))
-        atomic_write_text(path, mesh.export(file_type="off"))
+        atomic_io.write_text_atomic(path, mesh.export(file_type="off"))
     if scan_points <= 0:
         return None
     mesh = trimesh.load(path, force="mesh", process=False)
@@ -194,8 +194,8 @@ def _check_request(out_dir: str, request: dict) -> None:
             diff = sorted(k for k in set(old) | set(request) if old.get(k) != request.get(k))
             raise ValueError(f"{path}: {out_dir} holds a study corpus built with other settings "
                              f"(differs in: {', '.join(diff)}); use another --out folder")
-    atomic_write_text(os.path.join(out_dir, "_meta", "study_request.json"),
-                      nio.dumps(request, indent=2))
+    atomic_io.write_text_atomic(os.path.join(out_dir, "_meta", "study_request.json"),
+                      atomic_io.dumps(request, indent=2))
 
 
 PATH_KEYS = ("pretrain_root", "fewshot_root", "test_root", "scan_root", "unpaired_root",
@@ -243,7 +243,7 @@ def build_study_corpus(out_dir: str, scale: str = "small", seed: int = 0, worker
     _check_request(out_dir, request)
     paths = corpus_paths(out_dir, classes)
     paths.update(scale=scale, seed=int(seed), per_class={k: getattr(sc, k) for k in SPLITS})
-    atomic_write_text(os.path.join(out_dir, "classes.txt"), "\n".join(classes) + "\n")
+    atomic_io.write_text_atomic(os.path.join(out_dir, "classes.txt"), "\n".join(classes) + "\n")
 
     write_meshes_and_scans(out_dir, classes, sc, seed, max(1, int(workers)), log)
     s = meshes.process_modelnet(paths["meshes"], paths["pretrain_root"], sc.profile,
@@ -266,14 +266,14 @@ def build_study_corpus(out_dir: str, scale: str = "small", seed: int = 0, worker
     if not os.path.exists(paths["split_json"]):
         split_map = unpaired_split.build_split_map(paths["pretrain_root"], seed=seed,
                                                    train_split="pretrain", eval_split="test")
-        atomic_write_text(paths["split_json"], nio.dumps(split_map, indent=2))
+        atomic_io.write_text_atomic(paths["split_json"], atomic_io.dumps(split_map, indent=2))
     with open(paths["split_json"], encoding="utf-8") as f:
         unpaired_split.materialize_view(paths["pretrain_root"], json.load(f),
                                         paths["unpaired_root"])
     if not os.path.exists(paths["manifest"]):
         counts = {s: len(classes) * getattr(sc, s) for s in SPLITS}
         rel = {k: os.path.relpath(paths[k], out_dir) for k in PATH_KEYS}
-        atomic_write_text(paths["manifest"], nio.dumps(
+        atomic_io.write_text_atomic(paths["manifest"], atomic_io.dumps(
             {"request": request, "shapes": counts, "paths": rel,
              "build_seconds": round(time.perf_counter() - t0, 1),
              "workers": int(workers)}, indent=2))

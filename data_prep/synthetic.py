@@ -37,11 +37,11 @@ import h5py
 import numpy as np
 
 from data_prep import meshes, scanobjectnn, shapes, unpaired_split
-from data_prep.atomic import add_compress_arg, atomic_path, atomic_write_text
+from data_prep.atomic import add_compress_arg
 from data_prep.profile import SMALL, Profile, add_profile_args, profile_from_args
 from data_prep.runner import shape_rng
 from nepa3d_jax import cli
-from nepa3d_jax import io as nio
+from nepa3d_jax import atomic_io
 
 
 def _write_meshes(mesh_root: str, classes, n_per_class: int, n_test: int, seed: int):
@@ -54,7 +54,7 @@ def _write_meshes(mesh_root: str, classes, n_per_class: int, n_test: int, seed: 
             mesh = shapes.make_shape(cls, shape_rng(seed, f"mesh/{cls}/{name}"))
             path = os.path.join(mesh_root, cls, split, f"{name}.off")
             if not os.path.exists(path):
-                atomic_write_text(path, mesh.export(file_type="off"))
+                atomic_io.write_text_atomic(path, mesh.export(file_type="off"))
             out.append((split, cls, name, mesh))
     return out
 
@@ -65,7 +65,7 @@ def _write_scan_h5(path: str, items, classes, n_points: int, seed: int) -> None:
     data = np.stack([shapes.partial_scan(m, n_points, shape_rng(seed, f"scan/{c}/{n}"))
                      for _, c, n, m in items]).astype(np.float32)
     label = np.array([classes.index(c) for _, c, _, _ in items], np.int64)
-    with atomic_path(path) as tmp:
+    with atomic_io.atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("data", data=data)
             f.create_dataset("label", data=label)
@@ -86,7 +86,7 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
     paths = {k: os.path.join(out_dir, k) for k in
              ("meshes", "cache", "scan_h5", "scan_cache", "unpaired")}
     paths["split_json"] = os.path.join(out_dir, "unpaired_split.json")
-    atomic_write_text(os.path.join(out_dir, "classes.txt"), "\n".join(classes) + "\n")
+    atomic_io.write_text_atomic(os.path.join(out_dir, "classes.txt"), "\n".join(classes) + "\n")
 
     items = _write_meshes(paths["meshes"], classes, n_per_class, n_test, seed)
     s = meshes.process_modelnet(paths["meshes"], paths["cache"], profile, ["train", "test"],
@@ -106,7 +106,7 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
         log(s.line("samples"))
     split_map = unpaired_split.build_split_map(paths["cache"], seed=seed)
     if not os.path.exists(paths["split_json"]):
-        atomic_write_text(paths["split_json"], nio.dumps(split_map, indent=2))
+        atomic_io.write_text_atomic(paths["split_json"], atomic_io.dumps(split_map, indent=2))
     unpaired_split.materialize_view(paths["cache"], split_map, paths["unpaired"])
     return paths
 

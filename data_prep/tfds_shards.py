@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from data_prep.atomic import atomic_write_text
+from nepa3d_jax import atomic_io
 from nepa3d_jax.data import schema, tfds_source
 
 # ArrayRecord writer options: one record per chunk (random access, tfds' own choice) and no
@@ -149,7 +149,7 @@ def write_shard(job: ShardJob) -> tuple[str, int, int]:
             os.fsync(fd)
         finally:
             os.close(fd)
-        atomic_write_text(final + SIZE_SUFFIX,
+        atomic_io.write_text_atomic(final + SIZE_SUFFIX,
                           json.dumps(dict(records=len(job.files), bytes=nbytes)))
         os.replace(tmp, final)
     except BaseException:

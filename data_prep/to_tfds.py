@@ -45,10 +45,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from data_prep import atomic, tfds_shards
+from data_prep import tfds_shards
 from data_prep.runner import process_context
 from nepa3d_jax import cli
 from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
+from nepa3d_jax import atomic_io
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.workers import process_pool
@@ -218,12 +219,11 @@ def _open_staging(staging: str, plan: dict[str, Any], overwrite: bool, log) -> N
             shutil.rmtree(staging)
         else:
             for name in os.listdir(staging):  # files in flight when the last build died
-                if tfds_shards.TMP_INFIX in name or (name.startswith(atomic.TMP_PREFIX)
-                                                     and name.endswith(".part")):
+                if tfds_shards.TMP_INFIX in name or atomic_io.is_temp_name(name):
                     os.remove(os.path.join(staging, name))
     if not os.path.isdir(staging):
         os.makedirs(staging)
-        atomic.atomic_write_text(plan_path, json.dumps(plan))
+        atomic_io.write_text_atomic(plan_path, json.dumps(plan))
 
 
 def build(cache_root: str, out_dir: str, splits: Sequence[str] = (), workers: int = 1,

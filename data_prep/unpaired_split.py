@@ -25,9 +25,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from data_prep.atomic import atomic_open, atomic_write_text
-from nepa3d_jax import cli
-from nepa3d_jax import io as nio
+from nepa3d_jax import atomic_io, cli
 
 TRAIN_PARTS = ("train_mesh", "train_pc", "train_udf")
 ALL_PARTS = (*TRAIN_PARTS, "eval")
@@ -105,7 +103,7 @@ def _place(src: str, dst: str, mode: str) -> None:
     elif mode == "hardlink":
         os.link(src, dst)
     elif mode == "copy":
-        with open(src, "rb") as fs, atomic_open(dst, "wb") as fd:
+        with open(src, "rb") as fs, atomic_io.atomic_open(dst, "wb") as fd:
             shutil.copyfileobj(fs, fd)
     else:
         raise ValueError(f"unknown link mode {mode!r} (symlink, hardlink, copy)")
@@ -167,9 +165,10 @@ def materialize_view(src_cache_root: str, split_map: dict, out_root: str,
             os.remove(dst)
         _place(src, dst, link_mode)
         stats["created"] += 1
-    atomic_write_text(os.path.join(out_root, "_meta", "split_source.json"), nio.dumps(
-        {"src_cache_root": src_root, "splits": sorted(splits), "link_mode": link_mode,
-         **stats}, indent=2))
+    atomic_io.write_text_atomic(
+        os.path.join(out_root, "_meta", "split_source.json"), atomic_io.dumps(
+            {"src_cache_root": src_root, "splits": sorted(splits), "link_mode": link_mode,
+             **stats}, indent=2))
     return stats
 
 
@@ -201,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "map":
             payload = build_split_map(args.cache_root, args.ratios, args.seed,
                                       args.train_split, args.eval_split)
-            atomic_write_text(args.out_json, nio.dumps(payload, indent=2))
+            atomic_io.write_text_atomic(args.out_json, atomic_io.dumps(payload, indent=2))
             print(f"wrote {args.out_json}: {payload['meta']['counts']}")
         else:
             with open(args.split_json, encoding="utf-8") as f:

@@ -1,10 +1,9 @@
-"""Alias of `nepa3d_jax.config.diff` (`python -m nepa3d_jax.config diff ...`), kept so existing
-commands (`python -m nepa3d_jax.config_diff ...`) and imports keep working."""
+"""`python -m nepa3d_jax.config_diff ...`: the command name the README documents for
+`nepa3d-config diff` (the tools live in `nepa3d_jax.review.diff`)."""
 
 import sys
 
-from nepa3d_jax.config.diff import *  # noqa: F401,F403
-from nepa3d_jax.config.diff import main
+from nepa3d_jax.review.diff import main
 
 if __name__ == "__main__":
     sys.exit(main())

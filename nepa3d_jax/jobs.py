@@ -81,7 +81,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         evaluator=False, takes_source=True),
     Job("finetune_cls", "nepa3d_jax.eval.cls.study", "nepa3d_jax.eval.cls.defaults:scanobjectnn",
         label="classification", metrics=CLS_METRICS, headline="cls_test_acc",
-        check="nepa3d_jax.config.job_checks:finetune_cls",
+        check="nepa3d_jax.eval.job_checks:finetune_cls",
         paired="nepa3d_jax.eval.compare_stats:cls_paired",
         outputs=(Output("scan", "cls_scanobjectnn", "ScanObjectNN"),
                  Output("modelnet", "cls_modelnet40", "ModelNet40",
@@ -89,11 +89,11 @@ JOBS: dict[str, Job] = {job.name: job for job in (
                         optional=True))),
     Job("cpac_udf", "nepa3d_jax.eval.cpac.study", "nepa3d_jax.eval.cpac.defaults:get_config",
         label="CPAC", metrics=CPAC_METRICS, headline="cpac_mae",
-        check="nepa3d_jax.config.job_checks:cpac_udf",
+        check="nepa3d_jax.eval.job_checks:cpac_udf",
         paired="nepa3d_jax.eval.compare_stats:cpac_paired",
         outputs=(Output("cpac", "cpac_udf", "CPAC"),)),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
-        evaluator=False, check="nepa3d_jax.config.job_checks:eval_bundle"),
+        evaluator=False, check="nepa3d_jax.eval.job_checks:eval_bundle"),
 )}
 
 
@@ -150,7 +150,7 @@ def with_defaults(defaults: ml_collections.ConfigDict,
 def check(config: ml_collections.ConfigDict) -> None:
     """The job's own start-up checks (ValueError naming the field), without running it; the
     pretrain job's are `nepa3d_jax.config.validate` and `derive`, called by the caller."""
-    job = get(str(config.get("job", "pretrain")))
+    job = get(str(config.job) if "job" in config else "pretrain")
     if job.check:
         resolve(job.check)(config)
 

@@ -48,6 +48,15 @@ def _config_source(argv: Sequence[str]) -> tuple[str | None, list[str]]:
     return path, overrides
 
 
+def loaded_config(flag_value, overrides: Sequence[str] = ()):
+    """The `--config` flag's config (absl parsed it) with every field it leaves out filled from
+    its job's defaults, as `load_config` does for files."""
+    from nepa3d_jax.config.loading import fill_defaults
+
+    del overrides  # absl applied them already
+    return fill_defaults(flag_value)
+
+
 def run_job(config, config_path: str | None = None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     from nepa3d_jax import jobs
 
@@ -64,8 +73,8 @@ def main(argv: Sequence[str]) -> int:
 
     info = initialize()  # before anything touches a device
     path, overrides = _config_source(sys.argv[1:])
-    config = _CONFIG.value
-    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.get("job"), path, overrides,
+    config = loaded_config(_CONFIG.value, overrides)
+    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.job, path, overrides,
                  info)
     try:
         result = run_job(config, path, overrides)

@@ -356,7 +356,7 @@ def test_import_cli_as_a_module(tmp_path, ckpts):
 
 
 def test_torch_args_module_is_torch_and_flax_free():
-    code = ("import sys; import nepa3d_jax.checkpoint.torch_args as m; import nepa3d_jax.config; "
+    code = ("import sys; import nepa3d_jax.config.torch_args as m; import nepa3d_jax.checkpoint; "
             "bad = [n for n in ('torch', 'flax', 'jax') if n in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True,

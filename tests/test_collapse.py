@@ -3,8 +3,6 @@
 
 import json
 import math
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +15,7 @@ from nepa3d_jax.model.losses import nepa_loss
 from nepa3d_jax.train import collapse, loop
 from nepa3d_jax.tokenizer import types as tt
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_train_step import tiny_config, write_tiny_cache  # noqa: E402
+from helpers import tiny_config, write_tiny_cache
 
 
 def test_channel_std_is_one_over_sqrt_d_when_isotropic_and_zero_when_collapsed():
@@ -146,7 +143,10 @@ def test_diagnostics_are_computed_on_logged_steps_only():
 
     z = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 8)).astype(np.float32))
     present = jnp.ones((2, 5), bool)
-    spec = step_lib.StepSpec(sizes=None, tokens=None, diagnostics_every=3)
+    fixed = dict(sizes=None, tokens=None, objective="nepa", nepa_target="full", mask_ratio=0.4,
+                 dual_mask_near=0.0, dual_mask_far=0.0, dual_mask_type_aware=False,
+                 dual_mask_warmup_steps=1, seed=0)
+    spec = step_lib.StepSpec(**fixed, diagnostics_every=3)
     fn = jax.jit(lambda s: step_lib.when_logged(
         spec, s, lambda: collapse.collapse_metrics(z, present, "z")))
     want = collapse.collapse_metrics(z, present, "z")
@@ -156,7 +156,7 @@ def test_diagnostics_are_computed_on_logged_steps_only():
         assert float(out["diagnostics"]) == float(logged)
         for k in ("z_std", "z_erank"):
             assert float(out[k]) == (pytest.approx(float(want[k]), rel=1e-5) if logged else 0.0)
-    every_step = step_lib.StepSpec(sizes=None, tokens=None)
+    every_step = step_lib.StepSpec(**fixed, diagnostics_every=1)
     assert float(step_lib.when_logged(every_step, jnp.int32(0), lambda: dict(want))
                  ["diagnostics"]) == 1.0
     assert collapse.DIAGNOSTIC_KEYS >= {"z_std", "z_erank", "h_std", "h_erank"}

@@ -1,12 +1,15 @@
 """config_diff: pairs, the A/B/C/D matrix, run directories and original .pt args."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
-from nepa3d_jax import config_diff
 from nepa3d_jax.config import derive, load_config, to_run_json
+from nepa3d_jax.review import diff as config_diff
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RUNS = [str(REPO / "configs" / f"run{r}.py") for r in "ABCD"]
@@ -85,11 +88,16 @@ def _write_run(workdir: pathlib.Path, config, num_devices=8, path=RUNS[0], overr
 def test_run_dir_matches(tmp_path, capsys):
     config = load_config(RUNS[0], ["train.epochs=3"])
     run = _write_run(tmp_path / "run", config, overrides=["train.epochs=3"])
-    assert config_diff.main(["--run", str(run)]) == 0
+    assert config_diff.main(["--run", str(run), RUNS[0]]) == 0
     assert capsys.readouterr().out.startswith("OK:")
     # Against the bare file, the recorded override is a mismatch.
-    assert config_diff.main(["--run", str(run), "--ignore-overrides"]) == 1
+    assert config_diff.main(["--run", str(run), RUNS[0], "--ignore-overrides"]) == 1
     assert "train.epochs" in capsys.readouterr().out
+    # Without a file: the saved derived values agree with the saved config; the recorded file
+    # is named, not loaded.
+    assert config_diff.main(["--run", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK:") and "not loaded" in out and RUNS[0] in out
 
 
 def test_run_dir_mismatch_exits_nonzero(tmp_path, capsys):
@@ -99,7 +107,11 @@ def test_run_dir_mismatch_exits_nonzero(tmp_path, capsys):
     record = json.loads((run / "config.json").read_text())
     record["derived"]["lr"] = 1.875e-5  # and a learning rate that does not follow the rule
     (run / "config.json").write_text(json.dumps(record))
-    assert config_diff.main(["--run", str(run), "--markdown"]) == 1
+    assert config_diff.main(["--run", str(run), "--markdown"]) == 1  # the record alone
+    out = capsys.readouterr().out
+    assert out.startswith("MISMATCH") and "| `derived.lr` | 1.875e-05 | 0.0003 |" in out
+    assert "data.qa_tokens" not in out  # the file it should match was not given
+    assert config_diff.main(["--run", str(run), RUNS[0], "--markdown"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("MISMATCH")
     assert "| `data.qa_tokens` | 0 | 1 |" in out
@@ -217,3 +229,38 @@ def test_torch_mixture_not_found_says_so(reference_dir, tmp_path, monkeypatch, c
     config = _mixture_config(tmp_path, "b", "  c.data.mix = base.mix_scan_pointcloud()\n")
     assert config_diff.main(["--run", str(ckpt), config]) == 0
     assert "mixture not compared: mix_config 'mixA.yaml' not found" in capsys.readouterr().out
+
+
+_EVIL = """import pathlib
+pathlib.Path({marker!r}).write_text("ran")  # runs if anything imports this file
+from nepa3d_jax.train.defaults import get_config
+"""
+
+
+@pytest.mark.parametrize("where", ["inside", "absolute"])
+def test_reviewing_a_run_dir_runs_no_file_it_names(tmp_path, where):
+    """Issue 27.1: a run directory is untrusted input. Its config.json names a Python file that
+    would write a marker when imported; `config diff --run` (the documented command) and
+    `--show_source` read only JSON and text, and the marker never appears."""
+    marker = tmp_path / "PWNED"
+    run = tmp_path / "run"
+    run.mkdir()
+    evil = (run / "evil.py") if where == "inside" else (tmp_path / "elsewhere" / "evil.py")
+    evil.parent.mkdir(parents=True, exist_ok=True)
+    evil.write_text(_EVIL.format(marker=str(marker)))
+    recorded = "evil.py" if where == "inside" else str(evil)
+    config = load_config(RUNS[0])
+    (run / "config.json").write_text(json.dumps(to_run_json(config, derive(config, 8, 2),
+                                                            recorded, ["train.epochs=3"])))
+    cwd = run if where == "inside" else REPO  # a relative path: also not from the run's folder
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for args in (["-m", "nepa3d_jax.config_diff", "--run", str(run)],
+                 ["-m", "nepa3d_jax.config", "diff", "--run", str(run), "--show_source"]):
+        out = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert not marker.exists(), args
+    assert "shown as text, not run" in out.stdout and "write_text" in out.stdout
+    # The payload is real: loading the file as a config runs it.
+    load_config(str(evil))
+    assert marker.read_text() == "ran"

@@ -3,15 +3,13 @@ and nn_copy baselines, significance, mesh metrics and the per-shape side file.""
 
 import json
 import struct
-import sys
 import pathlib
 
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_cpac_golden import _config, _view  # noqa: E402
+from test_cpac_golden import _config, _view
 
 from nepa3d_jax.eval.cpac import study  # noqa: E402
 

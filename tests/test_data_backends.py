@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 
 from nepa3d_jax.data import backends
 from nepa3d_jax.data.schema import BACKENDS
-from test_data_schema import make_arrays
+from helpers import make_arrays
 
 REF_SRC = pathlib.Path(__file__).resolve().parents[1] / "ref_src"
 MESH = "cache/train/box/box_1_train_000.npz"

@@ -2,27 +2,13 @@
 
 import json
 
-import ml_collections
 import numpy as np
 import pytest
 
 from nepa3d_jax.data import mixture as mixture_lib
 from nepa3d_jax.data.pipeline import BATCH_DTYPES, InputPipeline
 from nepa3d_jax.data.schema import CacheError
-from test_data_schema import make_arrays, write_cache
-
-
-def data_cfg(**kw):
-    c = dict(mix={}, mix_config="", mix_num_samples=24, mix_seed=3, replacement=True,
-             pt_xyz_key="pt_xyz_pool", pt_dist_key="pt_dist_pool", pt_fps_key="auto",
-             ablate_point_dist=0, force_missing_ray=False, pt_pool_pad=0, ray_pool_pad=0,
-             validate=True, prefetch=2)
-    c.update(kw)
-    return ml_collections.ConfigDict(c)
-
-
-def comp(root, backend, weight, split="train"):
-    return dict(cache_root=str(root), split=split, backend=backend, weight=weight)
+from helpers import comp, data_cfg, make_arrays, write_cache
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +47,9 @@ def test_mixture_matches_original_sampler(reference_dir, monkeypatch):
 
 def test_mixture_weights_and_determinism(corpus):
     spec = mixture_lib.MixSpec(
-        (mixture_lib.MixComponent("a", str(corpus / "a"), weight=1.0),
-         mixture_lib.MixComponent("b", str(corpus / "b"), weight=3.0)), 20000, 7, True)
+        (mixture_lib.MixComponent("a", str(corpus / "a"), "train", "mesh", weight=1.0),
+         mixture_lib.MixComponent("b", str(corpus / "b"), "train", "mesh", weight=3.0)), 20000,
+        7, True)
     m = mixture_lib.Mixture(spec)
     idx = m.epoch_indices(2)
     frac_b = np.mean(idx >= 5)

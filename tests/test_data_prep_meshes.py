@@ -10,6 +10,7 @@ import trimesh
 
 from data_prep import atomic, meshes, runner
 from data_prep.profile import Profile
+from nepa3d_jax import atomic_io
 from nepa3d_jax.data import schema
 
 TINY = ["--pc_points", "256", "--pt_pool", "512", "--ray_pool", "128", "--n_views", "4",
@@ -71,7 +72,7 @@ def test_end_to_end_contract_bad_input_resume_overwrite(mesh_root, tmp_path, cap
     assert [f.relative_to(out).as_posix() for f in files] == [
         "test/box/box_open.npz", "test/torus/torus_b.npz", "train/box/box_a.npz",
         "train/torus/torus_a.npz"]
-    assert not [p for p in out.rglob("*") if p.name.startswith(atomic.TMP_PREFIX)]
+    assert not [p for p in out.rglob("*") if atomic_io.is_temp_name(p.name)]
     for f in files:  # the shared contract for every backend
         for backend, req in schema.BACKEND_REQUIRED_KEYS.items():
             assert schema.check_cache_file(f, req) == [], (f, backend)

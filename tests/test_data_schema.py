@@ -1,42 +1,13 @@
 """Cache contract: the reference caches pass, and every kind of broken cache is named clearly."""
 
 import os
-import pathlib
 
 import numpy as np
 import pytest
 
 from nepa3d_jax.data import schema
 from nepa3d_jax.data.schema import BACKEND_REQUIRED_KEYS, CacheError
-
-
-def make_arrays(seed=0, P=48, R=12, N=32, G=4, fps=True, pc_rays=True):
-    """A small, valid mesh-style cache (every key the original writes)."""
-    rng = np.random.default_rng(seed)
-    f = lambda *s: rng.uniform(-0.9, 0.9, s).astype(np.float32)  # noqa: E731
-    d = dict(
-        pc_xyz=f(N, 3), pc_n=f(N, 3), pc_fps_order=rng.permutation(N).astype(np.int32),
-        pt_xyz_pool=f(P, 3), pt_dist_pool=np.abs(f(P)), pt_dist_pc_pool=np.abs(f(P)),
-        pt_dist_udf_pool=np.abs(f(P)), udf_grid=np.abs(f(G, G, G)).astype(np.float16),
-        occ_grid=(rng.random((G, G, G)) > 0.5).astype(np.uint8),
-        df_grid=np.array([G], np.int32), df_dilate=np.array([1], np.int32),
-        ray_o_pool=f(R, 3), ray_d_pool=f(R, 3), ray_hit_pool=(rng.random(R) > 0.5).astype(
-            np.float32), ray_t_pool=np.abs(f(R)), ray_n_pool=f(R, 3))
-    if pc_rays:
-        d.update(ray_hit_pc_pool=(rng.random(R) > 0.5).astype(np.float32),
-                 ray_t_pc_pool=np.abs(f(R)), ray_n_pc_pool=f(R, 3))
-    if fps:
-        d["pt_fps_order"] = rng.permutation(P)[: P // 2].astype(np.int32)
-    return d
-
-
-def write_cache(path, **kw):
-    """Write a synthetic cache; keyword `arrays` replaces the generated dict."""
-    arrays = kw.pop("arrays", None) or make_arrays(**kw)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
-    return str(path)
+from helpers import make_arrays, write_cache
 
 
 def _ref_files(reference_dir, corpus):

@@ -185,13 +185,14 @@ def test_slot_protocol_edges():
 _HOLDER = """
 import multiprocessing, sys, time
 import ml_collections
+from nepa3d_jax.config.loading import fill_defaults
 from nepa3d_jax.data.pipeline import InputPipeline
 if __name__ == "__main__":
     root = sys.argv[1]
-    cfg = ml_collections.ConfigDict(dict(
+    cfg = fill_defaults(ml_collections.ConfigDict(dict(data=dict(
         mix={"a": dict(cache_root=root, split="train", backend="mesh", weight=1.0)},
         mix_config="", mix_num_samples=40, mix_seed=5, replacement=True, validate="header",
-        prefetch=1, loader="processes", workers=2))
+        prefetch=1, loader="processes", workers=2)))).data
     pipe = InputPipeline(cfg, 4, process_index=0, process_count=1)
     for _ in range(4):
         next(pipe)

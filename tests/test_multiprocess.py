@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax import config_diff
+from nepa3d_jax.review import diff as config_diff
 from nepa3d_jax.checkpoint.run_dir import load_params
 from nepa3d_jax.config import load_config
 from nepa3d_jax.parallel import make_mesh
@@ -140,7 +140,7 @@ def test_two_process_training_matches_one_process_and_restores_in_one(reference_
     assert any("effective learning rate 0.001 is 0.2x the nominal train.base_lr=0.005" in w
                for w in prov["warnings"]), prov["warnings"]
     assert any(w.startswith("train.mask_ratio=0.5 is set but unused") for w in prov["warnings"])
-    assert config_diff.main(["--run", str(mp)]) == 0  # what ran is what the file says
+    assert config_diff.main(["--run", str(mp), str(config_file)]) == 0  # ran = what the file says
 
     config = load_config(str(config_file), [f"workdir={tmp_path / 'single'}"])
     programs = loop.Programs()  # the three runs below share compiled programs

@@ -87,9 +87,36 @@ def test_cycle_finder_finds_a_cycle():
 
 def test_config_tools_import_no_jax():
     """`nepa3d-config` (check and diff) and the registry stay light: no jax, flax or torch."""
-    code = ("import sys; import nepa3d_jax.config, nepa3d_jax.config.diff, nepa3d_jax.jobs, "
+    code = ("import sys; import nepa3d_jax.config, nepa3d_jax.review.diff, nepa3d_jax.jobs, "
+            "nepa3d_jax.review.run_check, nepa3d_jax.review.mix_check, nepa3d_jax.config_diff, "
             "nepa3d_jax.tokenizer.modes, nepa3d_jax.config.__main__; "
             "from nepa3d_jax.tokenizer import sequence_length; "
             "bad = [n for n in ('jax', 'flax', 'torch') if n in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PKG.parent, timeout=120)
+
+
+def test_config_imports_no_higher_layer():
+    """`config` (loading, validation, derived values) sits below the code that uses it: it imports
+    no checkpoint, training, evaluation or review module (issue 23: `config/run_check.py`
+    reached up into `checkpoint`). Only `nepa3d-config`'s entry point dispatches to `review`."""
+    higher = ("nepa3d_jax.checkpoint", "nepa3d_jax.train", "nepa3d_jax.eval", "nepa3d_jax.review")
+    graph = _graph()
+    bad = [f"{name} imports {target}" for name in graph
+           if (name == "nepa3d_jax.config" or name.startswith("nepa3d_jax.config."))
+           and name != "nepa3d_jax.config.__main__"
+           for target in graph[name] if target.startswith(higher)]
+    assert bad == []
+    assert graph["nepa3d_jax.config.__main__"] & set(MODULES) >= {"nepa3d_jax.review.diff"}
+
+
+def test_review_tools_live_in_review_and_aliases_are_gone():
+    """The review tools have one home; the old import aliases are gone and the one documented
+    command module (`python -m nepa3d_jax.config_diff`) only forwards to it."""
+    for gone in ("nepa3d_jax.config.diff", "nepa3d_jax.config.run_check",
+                 "nepa3d_jax.config.mix_check", "nepa3d_jax.checkpoint.torch_args"):
+        assert gone not in MODULES
+    entry = MODULES["nepa3d_jax.config_diff"]
+    assert not any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+                   for n in ast.walk(entry))
+    assert _graph()["nepa3d_jax.config_diff"] == {"nepa3d_jax.review.diff"}

@@ -234,7 +234,7 @@ def test_validate_accepts_either_form(corpus, capsys):
 def train_config(root, workdir, loader):
     c = load_config(str(REPO / "configs" / "base.py"))
     c.workdir = str(workdir)
-    c.data.mix = tfds_corpus.data_cfg(root, loader).mix.to_dict()
+    c.data.mix = tfds_corpus.data_cfg(root, loader).mix.to_dict()  # components filled
     c.data.update(dict(mix_config="", mix_num_samples=16, mix_seed=5, n_point=16, n_ray=16,
                        max_len=-1, prefetch=1, loader=loader, workers=2))
     c.model.d_model, c.model.layers, c.model.heads = 32, 1, 2

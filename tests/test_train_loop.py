@@ -11,25 +11,9 @@ import numpy as np
 import pytest
 
 from nepa3d_jax.checkpoint.run_dir import load_params
-from nepa3d_jax.config import load_config
 from nepa3d_jax.train import loop
+from helpers import STEPS, reference_config
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-STEPS = 4
-
-
-def reference_config(reference_dir, workdir, batch_per_device=1):
-    c = load_config(str(REPO / "configs" / "base.py"))
-    c.workdir = str(workdir)
-    c.data.mix_config = str(reference_dir / "mixA.yaml")  # cache + scan_cache
-    c.data.mix_num_samples = 40  # as the YAML (> 0 here overrides the YAML's value)
-    c.data.n_point, c.data.n_ray, c.data.max_len = 16, 16, -1
-    c.data.prefetch = 0
-    c.model.d_model, c.model.layers, c.model.heads = 32, 1, 2
-    c.train.update(dict(batch_per_device=batch_per_device, num_steps=STEPS, log_every_steps=1,
-                        base_lr=1e-3, lr_scale=False, checkpoint_every_steps=3,
-                        keep_checkpoints=2))
-    return c
 
 
 def _losses(result):

@@ -6,6 +6,7 @@ import numpy as np
 import optax
 import pytest
 
+from nepa3d_jax import jobs
 from nepa3d_jax.train.optimizer import make_optimizer
 
 torch = pytest.importorskip("torch")
@@ -34,7 +35,8 @@ def test_grad_clip_is_opt_in():
     grad = {"w": jnp.full(4, 10.0)}  # global norm 20
     params = {"w": jnp.zeros(4)}
     for clip, norm in ((0.0, 20.0), (1.0, 1.0)):
-        train = ml_collections.ConfigDict(dict(weight_decay=0.0, grad_clip=clip))
+        train = jobs.default_config("pretrain").train  # b1, b2 as every loaded config has
+        train.update(dict(weight_decay=0.0, grad_clip=clip))
         opt = make_optimizer(train, lr=1.0)
         _, state = opt.update(grad, opt.init(params), params)
         adam = state[0] if clip == 0.0 else state[1][0]

@@ -2,64 +2,18 @@
 masks, and the errors raised before anything is compiled."""
 
 import functools
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax.config import ConfigError, load_config
+from nepa3d_jax.config import ConfigError
 from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.train import loop, masks
 from nepa3d_jax.train.schedule import EpochSchedule, Sizes, scaled_window
 from nepa3d_jax.train.step import StepSpec, device_batch, objective, tokenize
 from nepa3d_jax.tokenizer import types as tt
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-CLASSES = ("box", "ball")
-
-
-def write_tiny_cache(root: pathlib.Path, per_class: int = 3, pool: int = 48, rays: int = 24,
-                     seed: int = 0) -> None:
-    """Caches with every key the mesh / udfgrid / pointcloud_noray backends read."""
-    rng = np.random.default_rng(seed)
-    for c, name in enumerate(CLASSES):
-        folder = root / "train" / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pc = rng.uniform(-0.5, 0.5, (64, 3)).astype(np.float32)
-            pt = rng.uniform(-0.6, 0.6, (pool, 3)).astype(np.float32)
-            dist = np.linalg.norm(pt[:, None] - pc[None], axis=-1).min(1).astype(np.float32)
-            ray_d = rng.normal(size=(rays, 3)).astype(np.float32)
-            ray_d /= np.linalg.norm(ray_d, axis=1, keepdims=True)
-            hit = (rng.uniform(size=rays) < 0.6).astype(np.float32)
-            normals = rng.normal(size=(rays, 3)).astype(np.float32)
-            np.savez(folder / f"{name}_{i}.npz",
-                     pc_xyz=pc, pc_n=rng.normal(size=(64, 3)).astype(np.float32),
-                     pt_xyz_pool=pt, pt_dist_pool=dist, pt_dist_pc_pool=dist * 1.01,
-                     pt_dist_udf_pool=dist * 0.99,
-                     ray_o_pool=(-1.5 * ray_d).astype(np.float32), ray_d_pool=ray_d,
-                     ray_hit_pool=hit, ray_t_pool=(1.2 * hit).astype(np.float32),
-                     ray_n_pool=normals, ray_hit_pc_pool=hit,
-                     ray_t_pc_pool=(1.1 * hit).astype(np.float32), ray_n_pc_pool=normals)
-
-
-def tiny_config(cache_root, workdir, **train):
-    c = load_config(str(REPO / "configs" / "base.py"))
-    c.workdir = str(workdir)
-    c.data.mix = {
-        "mesh": {"cache_root": str(cache_root), "split": "train", "backend": "mesh", "weight": 0.34},
-        "udf": {"cache_root": str(cache_root), "split": "train", "backend": "udfgrid", "weight": 0.33},
-        "scan": {"cache_root": str(cache_root), "split": "train", "backend": "pointcloud_noray",
-                 "weight": 0.33},
-    }
-    c.data.mix_num_samples = 32
-    c.data.n_point, c.data.n_ray, c.data.max_len = 8, 8, -1
-    c.data.prefetch = 0
-    c.model.d_model, c.model.layers, c.model.heads = 32, 1, 2
-    c.train.update(dict(batch_per_device=1, num_steps=3, log_every_steps=1, base_lr=1e-3,
-                        lr_scale=False, checkpoint_every_steps=0), **train)
-    return c
+from helpers import tiny_config, write_tiny_cache
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import ml_collections
 
 from data_prep import to_tfds
 from data_prep.synthetic import build_synthetic_corpus
+from nepa3d_jax.config.loading import fill_defaults
 from nepa3d_jax.data import tfds_source
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +31,7 @@ def data_cfg(root, loader, **kw):
              mix_config="", mix_num_samples=12, mix_seed=5, replacement=True, validate="full",
              prefetch=2, loader=loader, workers=2)
     c.update(kw)
-    return ml_collections.ConfigDict(c)
+    return fill_defaults(ml_collections.ConfigDict(dict(data=c))).data
 
 
 def damaged_copy(build, tmp_path, how):

@@ -2,8 +2,8 @@
 (`torch_import`; the args -> config part is `nepa3d_jax.config.torch_args`) and
 `load_pretrained` for inference.
 
-`load_pretrained` is imported lazily so that importing this package (e.g. the alias
-`nepa3d_jax.checkpoint.torch_args`, used by config tools) does not pull in Flax or the model.
+`load_pretrained` is imported lazily so that importing this package (e.g. for
+`checkpoint.torch_file`, used by the review tools) does not pull in Flax or the model.
 """
 
 from typing import Any

@@ -16,7 +16,7 @@ import json
 import os
 import pathlib
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 
 MANIFEST = "nepa3d_sha256.json"
 _VERSION = 1
@@ -49,7 +49,7 @@ def write(step_dir: str | os.PathLike) -> None:
     """Writes the manifest of a finished step (atomically; replaces an older one)."""
     step_dir = pathlib.Path(step_dir)
     files = {rel: [p.stat().st_size, _digest(p)] for rel, p in _files(step_dir).items()}
-    io.write_json_atomic(step_dir / MANIFEST, {"version": _VERSION, "files": files})
+    atomic_io.write_json_atomic(step_dir / MANIFEST, {"version": _VERSION, "files": files})
 
 
 def has_manifest(step_dir: str | os.PathLike) -> bool:

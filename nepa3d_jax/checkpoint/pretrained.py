@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from nepa3d_jax.checkpoint import torch_import
+from nepa3d_jax.config.loading import fill_defaults
 from nepa3d_jax.model import QueryNepa
 from nepa3d_jax.model.pos_emb import resize_pos_emb
 
@@ -115,7 +116,8 @@ def _from_run_dir(path: str, max_len: int | None):
         params = dict(params)
         params["pos_emb"] = resize_pos_emb(np.asarray(params["pos_emb"]), int(max_len))
         spec = dataclasses.replace(spec, max_len=int(max_len))
-    return config, params, spec
+    # A run of an older version may lack newer fields (model.heads was checked above).
+    return fill_defaults(config), params, spec
 
 
 def load_pretrained(path: str | os.PathLike, *, max_len: int | None = None,
@@ -134,7 +136,7 @@ def load_pretrained(path: str | os.PathLike, *, max_len: int | None = None,
     else:
         raise FileNotFoundError(f"no checkpoint file or run directory at {path}")
     if attention is None:
-        attention = str(config.get("model", {}).get("attention", "auto") or "auto")
+        attention = str(config.model.attention)
     model = QueryNepa(attention=attention, dtype=dtype, **spec.model_kwargs())
     check_params(model, params, path)
     check_finite(params, path)

@@ -32,7 +32,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.checkpoint import checksum
 
 CHECKPOINTS = "checkpoints"
@@ -48,10 +48,10 @@ _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collectio
 
 
 def _write_json_atomic(path: pathlib.Path, obj: Any) -> None:
-    """Writes on the primary process only (`nepa3d_jax.io`: atomic, standard JSON)."""
+    """Writes on the primary process only (`nepa3d_jax.atomic_io`: atomic, standard JSON)."""
     if jax.process_index() != 0:
         return
-    io.write_json_atomic(path, obj)
+    atomic_io.write_json_atomic(path, obj)
 
 
 def _as_dict(config: Any) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def _as_dict(config: Any) -> dict[str, Any]:
         return {}
     if hasattr(config, "to_dict"):
         return config.to_dict()
-    return json.loads(io.dumps(dict(config)))
+    return json.loads(atomic_io.dumps(dict(config)))
 
 
 def git_commit(root: str | os.PathLike | None = None) -> str | None:

@@ -33,7 +33,7 @@ USAGE = ("nepa3d-config --config FILE [--devices N] [--quiet] [--config.a.b=VALU
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["diff"]:
-        from nepa3d_jax.config import diff
+        from nepa3d_jax.review import diff
 
         return diff.main(argv[1:])
     if argv[:1] == ["check"]:
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, rest)
         validate(config)
-        if str(config.get("job", "pretrain")) == "pretrain":
+        if str(config.job) == "pretrain":  # load_config filled `job` (pretrain when absent)
             derived = derive(config, args.devices)
         else:
             jobs.check(config)

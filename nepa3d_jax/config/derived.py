@@ -18,15 +18,15 @@ __all__ = ["derive", "effective_lr", "required_length", "sequence_length"]
 
 def required_length(data: ml_collections.ConfigDict) -> int:
     """Sequence length the positional table must hold (largest point/ray counts of any schedule)."""
-    n_point = schedule_max(data.get("n_point_schedule", ""), int(data.n_point),
+    n_point = schedule_max(data.n_point_schedule, int(data.n_point),
                            "data.n_point_schedule")
-    n_ray = schedule_max(data.get("n_ray_schedule", ""), int(data.n_ray), "data.n_ray_schedule")
-    return sequence_length(n_point, n_ray, int(data.qa_tokens), bool(int(data.get("add_eos", 1))))
+    n_ray = schedule_max(data.n_ray_schedule, int(data.n_ray), "data.n_ray_schedule")
+    return sequence_length(n_point, n_ray, int(data.qa_tokens), bool(int(data.add_eos)))
 
 
 def effective_lr(train: ml_collections.ConfigDict, global_batch: int) -> float:
     """Linear scaling rule `base_lr * global_batch / lr_ref_batch`, or `base_lr` when lr_scale is off."""
-    if train.get("lr_scale", False):
+    if train.lr_scale:
         return float(train.base_lr) * global_batch / float(train.lr_ref_batch)
     return float(train.base_lr)
 
@@ -43,15 +43,15 @@ def derive(config: ml_collections.ConfigDict, num_devices: int,
                           f"num_processes={num_processes}")
     data, train = config.data, config.train
     seq_len = sequence_length(int(data.n_point), int(data.n_ray), int(data.qa_tokens),
-                              bool(int(data.get("add_eos", 1))))
+                              bool(int(data.add_eos)))
     max_len = int(data.max_len)
     global_batch = int(train.batch_per_device) * int(num_devices)
     steps_per_epoch = int(data.mix_num_samples) // global_batch
-    if steps_per_epoch <= 0 and int(train.get("num_steps", 0)) <= 0:
+    if steps_per_epoch <= 0 and int(train.num_steps) <= 0:
         raise ConfigError(f"data.mix_num_samples={data.mix_num_samples} is smaller than the global "
                           f"batch {global_batch} (train.batch_per_device={train.batch_per_device} x "
                           f"{num_devices} devices): an epoch would have no step")
-    num_steps = int(train.get("num_steps", 0))
+    num_steps = int(train.num_steps)
     total_steps = num_steps if num_steps > 0 else int(train.epochs) * steps_per_epoch
     return ml_collections.ConfigDict(dict(
         seq_len=seq_len,

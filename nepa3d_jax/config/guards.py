@@ -27,28 +27,28 @@ _Rule = tuple[str, Callable[[Any], bool], str]
 
 
 def _dual_mask_off(c) -> bool:
-    return not (get_path(c, "train.dual_mask_near", 0) or get_path(c, "train.dual_mask_far", 0))
+    return not (c.train.dual_mask_near or c.train.dual_mask_far)
 
 
-# (field, unused(config), why) for a pretraining job.
+# (field, unused(config), why) for a pretraining job (a loaded config: every field is there).
 PRETRAIN_RULES: tuple[_Rule, ...] = (
-    ("data.qa_layout", lambda c: not get_path(c, "data.qa_tokens", 0), "data.qa_tokens=0"),
-    ("data.pt_rfps_m", lambda c: get_path(c, "data.pt_sample_mode_train") != "rfps",
+    ("data.qa_layout", lambda c: not c.data.qa_tokens, "data.qa_tokens=0"),
+    ("data.pt_rfps_m", lambda c: c.data.pt_sample_mode_train != "rfps",
      "data.pt_sample_mode_train is not 'rfps'"),
-    ("data.pt_fps_key", lambda c: get_path(c, "data.pt_sample_mode_train") not in ("fps", "rfps"),
+    ("data.pt_fps_key", lambda c: c.data.pt_sample_mode_train not in ("fps", "rfps"),
      "data.pt_sample_mode_train is not 'fps'/'rfps'"),
-    ("data.drop_ray_prob", lambda c: get_path(c, "data.n_ray", 0) == 0, "data.n_ray=0"),
-    ("data.force_missing_ray", lambda c: get_path(c, "data.n_ray", 0) == 0, "data.n_ray=0"),
-    ("data.ray_pool_pad", lambda c: get_path(c, "data.n_ray", 0) == 0, "data.n_ray=0"),
-    ("data.mix", lambda c: bool(get_path(c, "data.mix_config")), "data.mix_config replaces it"),
-    ("train.mask_ratio", lambda c: get_path(c, "train.objective") != "mae",
+    ("data.drop_ray_prob", lambda c: c.data.n_ray == 0, "data.n_ray=0"),
+    ("data.force_missing_ray", lambda c: c.data.n_ray == 0, "data.n_ray=0"),
+    ("data.ray_pool_pad", lambda c: c.data.n_ray == 0, "data.n_ray=0"),
+    ("data.mix", lambda c: bool(c.data.mix_config), "data.mix_config replaces it"),
+    ("train.mask_ratio", lambda c: c.train.objective != "mae",
      "train.objective is not 'mae'"),
     ("train.dual_mask_window", _dual_mask_off, "dual masking is off (near = far = 0)"),
     ("train.dual_mask_warmup_frac", _dual_mask_off, "dual masking is off (near = far = 0)"),
     ("train.dual_mask_type_aware", _dual_mask_off, "dual masking is off (near = far = 0)"),
-    ("train.lr_ref_batch", lambda c: not get_path(c, "train.lr_scale", False),
+    ("train.lr_ref_batch", lambda c: not c.train.lr_scale,
      "train.lr_scale=False"),
-    ("train.epochs", lambda c: get_path(c, "train.num_steps", 0) > 0, "train.num_steps > 0"),
+    ("train.epochs", lambda c: c.train.num_steps > 0, "train.num_steps > 0"),
 )
 
 
@@ -79,7 +79,7 @@ def lr_warnings(config, derived) -> list[str]:
     if ratio > LR_RATIO_LIMIT or ratio < 1.0 / LR_RATIO_LIMIT:
         return [f"effective learning rate {lr:.3g} is {ratio:.3g}x the nominal train.base_lr="
                 f"{nominal:.3g} (global batch {derived.global_batch}, train.lr_ref_batch="
-                f"{config.train.get('lr_ref_batch')}, train.lr_scale={config.train.get('lr_scale')})"]
+                f"{config.train.lr_ref_batch}, train.lr_scale={config.train.lr_scale})"]
     return []
 
 
@@ -87,7 +87,7 @@ def unused_field_warnings(config: ml_collections.ConfigDict,
                           defaults: ml_collections.ConfigDict | None = None) -> list[str]:
     """Fields set away from their default that the chosen `job` never reads."""
     defaults = _defaults() if defaults is None else defaults
-    job = config.get("job", "pretrain")
+    job = config.job
     out = []
     if job == "pretrain":
         for dotted, unused, why in PRETRAIN_RULES:

@@ -62,5 +62,5 @@ def mix_summary(comp: Any) -> str:
     if not isinstance(comp, dict):
         return repr(comp)
     text = f"{comp.get('backend')} w={comp.get('weight')} {comp.get('cache_root')}"
-    split = comp.get("split", "train")
-    return text if split == "train" else f"{text} split={split}"
+    split = comp.get("split")  # absent in records written before splits were recorded
+    return text if split in (None, "train") else f"{text} split={split}"

@@ -7,9 +7,9 @@ from typing import Any, Callable
 import ml_collections
 
 from nepa3d_jax import jobs
-from nepa3d_jax.checkpoint.lock import check_stale_hours
 from nepa3d_jax.config.derived import required_length
 from nepa3d_jax.config.errors import ConfigError
+from nepa3d_jax.config.lock_rules import check_stale_hours
 from nepa3d_jax.config.schedule import parse_schedule
 from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.tokenizer import modes
@@ -65,11 +65,9 @@ def _check_jobs(config, problems: list[str]) -> None:
 
 
 def _check_mixture(data, problems: list[str]) -> None:
-    if data.get("mix_config"):
+    if data.mix_config:
         return  # an original-format YAML replaces `mix`; the data pipeline validates it
-    mix = data.get("mix")
-    if mix is None:
-        return
+    mix = data.mix
     if len(mix) == 0:
         problems.append("data.mix is empty: name at least one component (or set data.mix_config)")
     for name, comp in mix.items():
@@ -85,33 +83,34 @@ def _check_mixture(data, problems: list[str]) -> None:
 
 
 def _check_data(data, problems: list[str]) -> None:
+    """`config.data` of a pretraining config (loaded: every field is there)."""
     before = len(problems)
     for key in ("n_point", "n_ray"):
-        if int(data.get(key, 0)) < 0:
+        if int(data[key]) < 0:
             problems.append(f"data.{key}={data[key]}: must be >= 0")
-    if "n_point" in data and int(data.n_point) + int(data.get("n_ray", 0)) <= 0:
-        problems.append(f"data.n_point={data.n_point} and data.n_ray={data.get('n_ray', 0)}: "
+    if int(data.n_point) + int(data.n_ray) <= 0:
+        problems.append(f"data.n_point={data.n_point} and data.n_ray={data.n_ray}: "
                         "a sequence needs at least one point or ray")
     for key in ("n_point_schedule", "n_ray_schedule"):
         try:
-            parse_schedule(data.get(key, ""), f"data.{key}")
+            parse_schedule(data[key], f"data.{key}")
         except ValueError:
             problems.append(f"data.{key}={data[key]!r}: expected 'epoch:n,epoch:n'")
             return
-    if "max_len" in data and "n_point" in data and len(problems) == before:
+    if len(problems) == before:
         need = required_length(data)
         max_len = int(data.max_len)
         if max_len != -1 and max_len < need:
             problems.append(
                 f"data.max_len={max_len} is below the required sequence length {need} for "
-                f"data.n_point={data.n_point}, data.n_ray={data.get('n_ray', 0)}, "
-                f"data.qa_tokens={data.get('qa_tokens', 0)}, data.add_eos={data.get('add_eos', 1)} "
+                f"data.n_point={data.n_point}, data.n_ray={data.n_ray}, "
+                f"data.qa_tokens={data.qa_tokens}, data.add_eos={data.add_eos} "
                 "(and any n_point/n_ray schedule); raise data.max_len or set it to -1")
         elif max_len < -1 or max_len == 0:
             problems.append(f"data.max_len={max_len}: must be -1 (auto) or a positive length")
-    if "mix_num_samples" in data and int(data.mix_num_samples) <= 0:
+    if int(data.mix_num_samples) <= 0:
         problems.append(f"data.mix_num_samples={data.mix_num_samples}: must be > 0")
-    if not 0.0 <= float(data.get("drop_ray_prob", 0.0)) <= 1.0:
+    if not 0.0 <= float(data.drop_ray_prob) <= 1.0:
         problems.append(f"data.drop_ray_prob={data.drop_ray_prob}: must be in [0, 1]")
     _check_mixture(data, problems)
 
@@ -132,10 +131,10 @@ def _check_model_train(config, problems: list[str]) -> None:
         why = check_stale_hours(float(train.lock_stale_hours))
         if why:
             problems.append(why)
-    if train is not None and "epochs" in train and int(train.get("num_steps", 0)) <= 0:
+    if train is not None and "epochs" in train and int(train.num_steps) <= 0:
         if int(train.epochs) <= 0:
             problems.append(f"train.epochs={train.epochs} with train.num_steps="
-                            f"{train.get('num_steps', 0)}: one of them must be > 0")
+                            f"{train.num_steps}: one of them must be > 0")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

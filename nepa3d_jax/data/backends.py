@@ -29,6 +29,12 @@ from scipy.spatial import cKDTree
 from nepa3d_jax.data import voxel as voxel_lib
 from nepa3d_jax.data.schema import BACKENDS
 
+# The original dataset's voxel backend defaults (grid cells per side, occupancy dilation, ray
+# walk step limit with 0 = none). Pretraining configs state theirs (`data.voxel_*`).
+VOXEL_GRID = 64
+VOXEL_DILATE = 1
+VOXEL_MAX_STEPS = 0
+
 _RAY_KEYS = ("ray_o", "ray_d", "ray_hit", "ray_t", "ray_n")
 
 
@@ -56,8 +62,9 @@ def _ray_answers(npz: Mapping[str, Any], suffix: str) -> dict[str, np.ndarray]:
     return {k: _f32(npz[f"{k}{suffix}"]) for k in ("ray_hit", "ray_t", "ray_n")}
 
 
-def backend_pools(npz: Mapping[str, Any], backend: str, *, voxel_grid: int = 64,
-                  voxel_dilate: int = 1, voxel_max_steps: int = 0) -> dict[str, Any]:
+def backend_pools(npz: Mapping[str, Any], backend: str, *, voxel_grid: int = VOXEL_GRID,
+                  voxel_dilate: int = VOXEL_DILATE, voxel_max_steps: int = VOXEL_MAX_STEPS
+                  ) -> dict[str, Any]:
     """The original backend's pool dict, keyed by the original's names.
 
     `npz` may be a lazy `data.npz.Npz`: only the keys the backend reads are decompressed.
@@ -120,8 +127,8 @@ def resolve_fps_key(pools: Mapping[str, Any], pt_xyz_key: str, pt_fps_key: str) 
 def apply_backend(npz: Mapping[str, Any], backend: str, *, pt_xyz_key: str = "pt_xyz_pool",
                   pt_dist_key: str | None = "pt_dist_pool", pt_fps_key: str = "auto",
                   ablate_point_dist: bool = False, force_missing_ray: bool = False,
-                  voxel_grid: int = 64, voxel_dilate: int = 1, voxel_max_steps: int = 0,
-                  path: str = "") -> dict[str, Any]:
+                  voxel_grid: int = VOXEL_GRID, voxel_dilate: int = VOXEL_DILATE,
+                  voxel_max_steps: int = VOXEL_MAX_STEPS, path: str = "") -> dict[str, Any]:
     """Pools one sample feeds to the tokenizer (unpadded).
 
     Returns `pt_xyz (P,3) f32`, `pt_dist (P,) f32`, `pt_fps_order (K,) i32 | None`, `ray_o`,

@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.data import schema
 
 MODES = ("off", "header", "full")
@@ -79,7 +79,7 @@ class CheckCache:
 
     def save(self) -> None:
         if self.path:
-            io.write_json_atomic(self.path, {"version": _VERSION, "files": self.entries},
+            atomic_io.write_json_atomic(self.path, {"version": _VERSION, "files": self.entries},
                                  indent=None)
 
 

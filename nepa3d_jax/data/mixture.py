@@ -32,9 +32,9 @@ COMPONENT_OVERRIDES = ("drop_ray_prob", "force_missing_ray", "add_eos", "voxel_g
 class MixComponent:
     name: str
     cache_root: str
-    split: str = "train"
-    backend: str = "mesh"
-    weight: float = 1.0
+    split: str
+    backend: str
+    weight: float
     overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -43,7 +43,7 @@ class MixSpec:
     components: tuple[MixComponent, ...]
     num_samples: int  # 0: one pass worth (total file count)
     seed: int
-    replacement: bool = True
+    replacement: bool
 
 
 def _as_bool(v: Any) -> bool:
@@ -90,7 +90,7 @@ def load_mix_yaml(path: str) -> tuple[list[MixComponent], dict[str, Any]]:
 def _component_rank(item: tuple[str, Any]) -> tuple[bool, int, str]:
     """Inline components with `order` >= 0 first (by order), the rest by name."""
     name, comp = item
-    order = int(comp.get("order", -1)) if hasattr(comp, "get") else -1
+    order = int(comp.order)
     return (order < 0, order, name)
 
 
@@ -100,27 +100,28 @@ def mix_spec_from_config(data_cfg: Any) -> MixSpec:
     With a YAML, `mix_num_samples > 0` and `mix_seed != 0` in the config override the YAML's
     values (the original's command-line rule); `replacement` comes from the YAML.
     """
-    if data_cfg.get("mix_config", ""):
+    if data_cfg.mix_config:
         comps, top = load_mix_yaml(str(data_cfg.mix_config))
-        n = int(data_cfg.get("mix_num_samples", 0) or 0) or int(top.get("mix_num_samples", 0) or 0)
-        seed = int(data_cfg.get("mix_seed", 0) or 0) or int(top.get("mix_seed", 0) or 0)
+        # The YAML's keys (the original's format), used where the config leaves them at 0.
+        n = int(data_cfg.mix_num_samples or 0) or int(top.get("mix_num_samples", 0) or 0)
+        seed = int(data_cfg.mix_seed or 0) or int(top.get("mix_seed", 0) or 0)
         repl = _as_bool(top.get("replacement", True))
     else:
-        mix = data_cfg.get("mix")
+        mix = data_cfg.mix
         if not mix:
             raise ValueError("config.data.mix is empty and config.data.mix_config is not set")
         comps = []
         for name, c in sorted(mix.items(), key=_component_rank):
-            missing = [f for f in ("cache_root", "backend") if f not in c]
+            missing = [f for f in ("cache_root", "backend", "weight") if f not in c]
             if missing:
                 raise ValueError(f"config.data.mix.{name}: missing field(s) {', '.join(missing)}")
             comps.append(MixComponent(
-                name=name, cache_root=str(c["cache_root"]), split=str(c.get("split", "train")),
-                backend=str(c["backend"]), weight=float(c.get("weight", 1.0)),
+                name=name, cache_root=str(c["cache_root"]), split=str(c["split"]),
+                backend=str(c["backend"]), weight=float(c["weight"]),
                 overrides={k: c[k] for k in COMPONENT_OVERRIDES if k in c}))
-        n = int(data_cfg.get("mix_num_samples", 0) or 0)
-        seed = int(data_cfg.get("mix_seed", 0) or 0)
-        repl = bool(data_cfg.get("replacement", True))
+        n = int(data_cfg.mix_num_samples or 0)
+        seed = int(data_cfg.mix_seed or 0)
+        repl = bool(data_cfg.replacement)
     for c in comps:
         if c.backend not in BACKENDS:
             raise ValueError(f"mix component '{c.name}': unknown backend '{c.backend}' "

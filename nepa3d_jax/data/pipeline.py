@@ -38,11 +38,6 @@ LOADERS = ("auto", "threads", "processes")
 AUTO_PROCESSES_MIN_FILES = 2000
 
 
-def _opt(cfg: Any, name: str, default: Any) -> Any:
-    v = cfg.get(name, default) if hasattr(cfg, "get") else getattr(cfg, name, default)
-    return default if v is None else v
-
-
 class InputPipeline:
     """Per-host iterator of padded numpy batches `(B_local, ...)` for pretraining."""
 
@@ -61,15 +56,15 @@ class InputPipeline:
         self.process_index, self.process_count = int(process_index), int(process_count)
         self.global_batch = int(global_batch)
         self.local_batch = self.global_batch // self.process_count
-        self.prefetch = int(_opt(data_cfg, "prefetch", 2) if prefetch is None else prefetch)
-        self.workers = max(1, int(_opt(data_cfg, "workers", 8) if workers is None else workers))
-        self.loader = str(_opt(data_cfg, "loader", "threads")).strip().lower()
+        self.prefetch = int(data_cfg.prefetch if prefetch is None else prefetch)
+        self.workers = max(1, int(data_cfg.workers if workers is None else workers))
+        self.loader = str(data_cfg.loader).strip().lower()
         if self.loader not in LOADERS:
             raise ValueError(f"config.data.loader: '{self.loader}' is not one of "
                              f"{' | '.join(LOADERS)}")
 
         spec = mixture_lib.mix_spec_from_config(data_cfg)
-        if _opt(data_cfg, "stage_dir", ""):
+        if data_cfg.stage_dir:
             from nepa3d_jax.data import staging  # copies to node-local disk, once per node
 
             spec = staging.stage_spec(spec, str(data_cfg.stage_dir))
@@ -100,28 +95,27 @@ class InputPipeline:
     # --- set-up ------------------------------------------------------------------------------
     @staticmethod
     def _component_options(cfg: Any, comp: mixture_lib.MixComponent) -> records.SampleOptions:
-        ov = dict(comp.overrides)
         for k in ("drop_ray_prob", "add_eos"):
-            if k in ov and ov[k] != _opt(cfg, k, None):
-                warnings.warn(f"mix component '{comp.name}': per-component {k}={ov[k]} is not "
-                              f"supported; the run-wide config.data.{k} applies", stacklevel=3)
+            if k in comp.overrides and comp.overrides[k] != cfg[k]:
+                warnings.warn(f"mix component '{comp.name}': per-component "
+                              f"{k}={comp.overrides[k]} is not supported; the run-wide "
+                              f"config.data.{k} applies", stacklevel=3)
+        # The run-wide value, unless the component (an original-format YAML entry) sets its own.
+        local = {k: comp.overrides[k] if k in comp.overrides else cfg[k] for k in (
+            "force_missing_ray", "voxel_grid", "voxel_dilate", "voxel_max_steps")}
         return records.SampleOptions(
-            backend=comp.backend,
-            pt_xyz_key=str(_opt(cfg, "pt_xyz_key", "pt_xyz_pool")),
-            pt_dist_key=_opt(cfg, "pt_dist_key", "pt_dist_pool") or None,
-            pt_fps_key=str(_opt(cfg, "pt_fps_key", "auto")),
-            ablate_point_dist=bool(_opt(cfg, "ablate_point_dist", False)),
-            force_missing_ray=bool(ov.get("force_missing_ray",
-                                          _opt(cfg, "force_missing_ray", False))),
-            voxel_grid=int(ov.get("voxel_grid", _opt(cfg, "voxel_grid", 64))),
-            voxel_dilate=int(ov.get("voxel_dilate", _opt(cfg, "voxel_dilate", 1))),
-            voxel_max_steps=int(ov.get("voxel_max_steps", _opt(cfg, "voxel_max_steps", 0))))
+            backend=comp.backend, pt_xyz_key=str(cfg.pt_xyz_key),
+            pt_dist_key=cfg.pt_dist_key or None, pt_fps_key=str(cfg.pt_fps_key),
+            ablate_point_dist=bool(cfg.ablate_point_dist),
+            force_missing_ray=bool(local["force_missing_ray"]),
+            voxel_grid=int(local["voxel_grid"]), voxel_dilate=int(local["voxel_dilate"]),
+            voxel_max_steps=int(local["voxel_max_steps"]))
 
     def _scan(self, cfg: Any, validate_cache: str | os.PathLike | None) -> records.PadSizes:
         """Validate every file (CacheError naming file and key) and fix the pad sizes."""
-        mode = self.validate_mode = full_check.parse_mode(_opt(cfg, "validate", "full"))
+        mode = self.validate_mode = full_check.parse_mode(cfg.validate)
         self.full_check_counts: dict[str, int] = {}
-        pads = (int(_opt(cfg, "pt_pool_pad", 0)), int(_opt(cfg, "ray_pool_pad", 0)))
+        pads = (int(cfg.pt_pool_pad), int(cfg.ray_pool_pad))
         problems: list[str] = []
         pt = ray = fps = 0
         npz_groups = []

@@ -21,15 +21,17 @@ from nepa3d_jax.data.schema import CacheError
 @dataclasses.dataclass(frozen=True)
 class SampleOptions:
     """Dataset-level options applied after the backend (the original's dataset arguments)."""
-    backend: str = "mesh"
-    pt_xyz_key: str = "pt_xyz_pool"
-    pt_dist_key: str | None = "pt_dist_pool"
-    pt_fps_key: str = "auto"
-    ablate_point_dist: bool = False
-    force_missing_ray: bool = False
-    voxel_grid: int = 64
-    voxel_dilate: int = 1
-    voxel_max_steps: int = 0
+    backend: str
+    pt_xyz_key: str
+    pt_dist_key: str | None
+    pt_fps_key: str
+    ablate_point_dist: bool
+    force_missing_ray: bool
+    # The voxel backend's own defaults (`backends.VOXEL_*`), for readers that never use it (the
+    # classification data); pretraining passes `config.data.voxel_*`.
+    voxel_grid: int = backends.VOXEL_GRID
+    voxel_dilate: int = backends.VOXEL_DILATE
+    voxel_max_steps: int = backends.VOXEL_MAX_STEPS
 
 
 @dataclasses.dataclass(frozen=True)

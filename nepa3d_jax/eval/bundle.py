@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import ml_collections
 
-from nepa3d_jax import io, jobs
+from nepa3d_jax import atomic_io, jobs
 from nepa3d_jax.eval import headline
 from nepa3d_jax.run_log import close_run_log, open_run_log
 
@@ -105,7 +105,7 @@ def run(config: ml_collections.ConfigDict,
                 if "verdict" in step:
                     log.info(f"[bundle] {name}: {step['verdict']}")
             summary["steps"][name] = step
-            io.write_json_atomic(os.path.join(out_dir, "bundle.json"), summary, indent=2,
+            atomic_io.write_json_atomic(os.path.join(out_dir, "bundle.json"), summary, indent=2,
                                  sort_keys=True)
     finally:
         close_run_log(log)

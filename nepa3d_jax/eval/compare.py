@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from nepa3d_jax import cli, io, jobs
+from nepa3d_jax import atomic_io, cli, jobs
 from nepa3d_jax.eval import compare_stats as cs
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def compare(run_dirs: Sequence[str], out: str = "", group: bool = True) -> str:
         runs = cs.group_runs(runs, [c.header for c in cols])
     table = markdown_table(runs, cols)
     out = output_prefix(run_dirs, out)
-    io.write_text_atomic(out + ".md", table)
+    atomic_io.write_text_atomic(out + ".md", table)
     from nepa3d_jax.eval import compare_chart
 
     compare_chart.bar_chart(runs, cols, out + ".png")

@@ -9,7 +9,7 @@ import math
 import textwrap
 from collections.abc import Sequence
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 
 BASELINE_STYLE = {"random_init": dict(color="#9e9e9e", hatch="//", label="random-init"),
                   "nn_copy": dict(color="#e0e0e0", hatch="..", label="nn_copy")}
@@ -90,6 +90,6 @@ def bar_chart(runs: Sequence[dict], cols: Sequence, path: str) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
                frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    with io.atomic_open(path, "wb") as f:  # no half-written picture on an error
+    with atomic_io.atomic_open(path, "wb") as f:  # no half-written picture on an error
         fig.savefig(f, format="png", dpi=120)
     plt.close(fig)

@@ -3,8 +3,6 @@ an atomic PNG write (a killed run leaves no half-written picture)."""
 
 from __future__ import annotations
 
-import os
-
 PANEL_PX = 300
 DPI = 100
 
@@ -19,9 +17,9 @@ def pyplot():
 
 
 def save_png(fig, path: str) -> str:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp_{os.getpid()}_{os.path.basename(path)}")
-    fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
-    os.replace(tmp, path)
+    """The figure as PNG at `path`, through the package's one atomic writer."""
+    from nepa3d_jax import atomic_io
+
+    with atomic_io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")  # exact size: no tight bbox
     return path

@@ -19,8 +19,11 @@ BATCH_SPEC = P(("data", "fsdp"))
 
 
 def fsdp_size(config: ml_collections.ConfigDict | None) -> int:
-    parallel = config.get("parallel") if config is not None else None
-    return int(parallel.get("fsdp", 1)) if parallel is not None else 1
+    """`parallel.fsdp`; 1 (data-parallel only) without a config or for a job that has no
+    `parallel` block (the evaluators)."""
+    if config is None or "parallel" not in config:
+        return 1
+    return int(config.parallel.fsdp)
 
 
 def make_mesh(config: ml_collections.ConfigDict | None = None, devices=None) -> Mesh:

@@ -18,13 +18,13 @@ class TokenOptions:
     """Static tokenizer options (a new value = a new compilation)."""
     n_point: int
     n_ray: int
-    qa_tokens: bool = True
-    qa_layout: str = "interleave"
-    add_eos: bool = True
-    pt_sample_mode: str = "fps"
-    point_order_mode: str = "fps"
-    pt_rfps_m: int = 4096
-    drop_ray_prob: float = 0.0
+    qa_tokens: bool
+    qa_layout: str
+    add_eos: bool
+    pt_sample_mode: str
+    point_order_mode: str
+    pt_rfps_m: int
+    drop_ray_prob: float = 0.0  # evaluation never drops rays; training passes data.drop_ray_prob
 
     def kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

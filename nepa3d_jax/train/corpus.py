@@ -36,18 +36,17 @@ def corpus_builder(ref: str, field: str = "config.data.synthetic.builder") -> Ca
 
 def ensure_synthetic_corpus(config: ml_collections.ConfigDict) -> str | None:
     """Builds `config.data.synthetic.out_dir` if absent; returns it (None when not configured)."""
-    spec = config.data.get("synthetic")
-    if not spec or not spec.get("out_dir"):
+    spec = config.data.synthetic
+    if not spec.out_dir:
         return None
     out_dir = str(spec.out_dir)
-    build = corpus_builder(spec.get("builder", ""))  # checked on every process, before any work
+    build = corpus_builder(spec.builder)  # checked on every process, before any work
     done = os.path.isfile(os.path.join(out_dir, "unpaired_split.json"))
     if done and jax.process_index() == 0:
         log.info("corpus: %s (built before)", out_dir)
     if not done and jax.process_index() == 0:
         log.info("corpus: building the synthetic corpus in %s (first run only)", out_dir)
-        build(out_dir, n_per_class=int(spec.get("n_per_class", 4)),
-              seed=int(spec.get("seed", 0)), log=log.info)
+        build(out_dir, n_per_class=int(spec.n_per_class), seed=int(spec.seed), log=log.info)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 

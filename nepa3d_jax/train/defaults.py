@@ -13,9 +13,16 @@ import ml_collections
 SHAPENET_CACHE = "data/shapenet_cache_v0"
 SCAN_CACHE = "data/scanobjectnn_main_split_v2"
 
+# Fields of a `data.mix` component that may be left out (cache_root, backend and weight are
+# required). `data.mix` names its components freely, so the loader fills each component from
+# this instead of adding the components below (nepa3d_jax.config.loading.fill_defaults).
+MIX_COMPONENT_DEFAULTS = dict(split="train", order=-1)
+NAMED_MAPS = {"data.mix": MIX_COMPONENT_DEFAULTS}
 
-def mix_component(cache_root: str, backend: str, weight: float, split: str = "train",
-                  order: int = -1) -> ml_collections.ConfigDict:
+
+def mix_component(cache_root: str, backend: str, weight: float,
+                  split: str = MIX_COMPONENT_DEFAULTS["split"],
+                  order: int = MIX_COMPONENT_DEFAULTS["order"]) -> ml_collections.ConfigDict:
   """One inline mixture component; `order` >= 0 places it (else: after those, by name)."""
   return ml_collections.ConfigDict(
       dict(cache_root=cache_root, split=split, backend=backend, weight=weight, order=order))
@@ -78,6 +85,12 @@ def get_config() -> ml_collections.ConfigDict:
   d.loader = "auto"               # threads | processes (grain workers) | auto (by corpus size)
   d.workers = 8                   # loader threads or processes per host
   d.stage_dir = ""                # e.g. "$TMPDIR": copy the corpora there once per node first
+  # The `voxel` backend (the original's dataset defaults; a mixture component may override).
+  d.voxel_grid = 64
+  d.voxel_dilate = 1
+  d.voxel_max_steps = 0           # 0: no limit on the ray walk's steps
+  # A procedural corpus built before training when `out_dir` is set (configs/demo.py).
+  d.synthetic = ml_collections.ConfigDict(dict(out_dir="", builder="", n_per_class=4, seed=0))
 
   m = c.model = ml_collections.ConfigDict()
   m.arch = "causal"
@@ -121,4 +134,7 @@ def get_config() -> ml_collections.ConfigDict:
   # NEPA3D_* variables, see docs/pbs.md), never from the config.
   p = c.parallel = ml_collections.ConfigDict()
   p.fsdp = 1                      # > 1: shard params / optimizer state over this many devices
+
+  # Per-evaluator settings for `train.eval_after`: `eval.<job>` updates that job's defaults.
+  c.eval = ml_collections.ConfigDict()
   return c

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from nepa3d_jax import io, jobs
+from nepa3d_jax import atomic_io, jobs
 
 FIELD = "train.eval_after"
 
@@ -25,7 +25,7 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
     """The evaluator's defaults + the run's `eval.<name>` block, pointed at this run."""
     jobs.get(name, FIELD, evaluators_only=True)
     sub = jobs.default_config(name)
-    block = (config.get("eval") or {}).get(name) if config.get("eval") is not None else None
+    block = config.eval[name] if name in config.eval else None
     if block is not None:
         sub.update(block.to_dict() if hasattr(block, "to_dict") else dict(block))
     sub.job = name
@@ -65,4 +65,4 @@ def write_results(workdir: str | os.PathLike, result: dict[str, Any]) -> str | N
     start = result.get("resumed_from") or 0
     summary["losses"] = [e for e in _previous_losses(path) if e[0] <= start] + own if start \
         else own
-    return io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"
+    return atomic_io.write_json_atomic(path, summary)  # NaN -> null, listed under "undefined"

@@ -53,7 +53,7 @@ class Trainer:
         for warning in self.warnings:
             log.warning("config: %s", warning)
         self.workdir = pathlib.Path(config.workdir)
-        self.lock = self._take_lock(float(config.train.get("lock_stale_hours", 1.0)))
+        self.lock = self._take_lock(float(config.train.lock_stale_hours))
         try:
             self._build(config, config_path, overrides, devices, programs)
         except BaseException:
@@ -95,7 +95,7 @@ class Trainer:
         self.schedule = EpochSchedule(config)
         self.total_steps = int(self.derived.total_steps)
         self.warmup_steps = dual_mask_warmup_steps(
-            config.train.get("dual_mask_warmup_frac", 0.05), self.total_steps)
+            config.train.dual_mask_warmup_frac, self.total_steps)
         self.model = build_model(config, int(self.derived.max_len))
         self.optimizer = make_optimizer(config.train, self.derived.lr)
         self.init = init_fn(self.model, self.optimizer, seed=int(config.seed))
@@ -105,12 +105,12 @@ class Trainer:
         self.programs = Programs() if programs is None else programs
         t = config.train
         self._cache_key = (self.model, float(self.derived.lr),
-                           tuple(float(t.get(k, 0.0) or 0.0) for k in (
+                           tuple(float(t[k]) for k in (
                                "b1", "b2", "weight_decay", "grad_clip")),
                            self.mesh, int(config.seed))
         # Async saves overlap writing with training on accelerators; on CPU they only add
         # per-array copy programs, so save synchronously there.
-        self.run_dir = RunDir(self.workdir, keep=int(config.train.get("keep_checkpoints", 3)),
+        self.run_dir = RunDir(self.workdir, keep=int(config.train.keep_checkpoints),
                               async_save=jax.default_backend() != "cpu")
         self.record = to_run_json(config, self.derived, config_path, overrides)
         self.record["derived"][resume.MIXTURE_KEY] = resume.mixture_record(
@@ -132,7 +132,7 @@ class Trainer:
                                      lambda: jax.jit(self.init, out_shardings=self.shardings))
             return init(), None
         target = abstract_state(self.init, self.shardings)
-        allow = str(self.config.train.get("allow_resume_changes", "") or "")
+        allow = str(self.config.train.allow_resume_changes)
         saved: dict[str, Any] = {}
 
         def check_config(record: dict[str, Any]) -> None:
@@ -187,8 +187,8 @@ class Trainer:
             skipped_checkpoints=list(self.skipped), resume_changes=dict(self.changes),
             data=self.pipeline.describe()))
         cfg, total = self.config.train, self.total_steps
-        log_every = max(1, int(cfg.get("log_every_steps", 50)))
-        ckpt_every = int(cfg.get("checkpoint_every_steps", 0))
+        log_every = max(1, int(cfg.log_every_steps))
+        ckpt_every = int(cfg.checkpoint_every_steps)
         metrics_log = MetricsLog(self.workdir)
         losses: list[tuple[int, float]] = []
         self.losses = losses  # results.json of a diverged segment keeps them (run())
@@ -324,7 +324,7 @@ def run(config: ml_collections.ConfigDict, *, config_path: str | None = None,
     finally:
         trainer.close()
     state = result.pop("state")
-    eval_after = str(trainer.config.train.get("eval_after", "") or "")
+    eval_after = str(trainer.config.train.eval_after)
     if eval_after and not result["preempted"]:  # one name or a comma-separated list
         result["eval"] = {}
         for name in evaluate.names(eval_after):

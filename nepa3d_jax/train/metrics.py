@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import jax
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 
 
 class MetricsLog:
@@ -32,7 +32,7 @@ class MetricsLog:
             return
         for name, value in scalars.items():
             self.writer.add_scalar(f"train/{name}", float(value), int(step))
-        io.append_json_line(self.folder / "loss.jsonl",
+        atomic_io.append_json_line(self.folder / "loss.jsonl",
                             {"step": int(step), **{k: float(v) for k, v in scalars.items()}})
 
     def text(self, tag: str, text: str) -> None:

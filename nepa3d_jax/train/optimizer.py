@@ -19,12 +19,12 @@ def make_optimizer(train: ml_collections.ConfigDict, lr: float) -> optax.Gradien
     """optax chain for `config.train` at the effective learning rate `lr`."""
     adamw = optax.adamw(
         learning_rate=float(lr),
-        b1=float(train.get("b1", 0.9)),
-        b2=float(train.get("b2", 0.999)),
+        b1=float(train.b1),
+        b2=float(train.b2),
         eps=ADAM_EPS,
-        weight_decay=float(train.get("weight_decay", 0.05)),
+        weight_decay=float(train.weight_decay),
     )
-    clip = float(train.get("grad_clip", 0.0) or 0.0)
+    clip = float(train.grad_clip)
     if clip > 0:
         return optax.chain(optax.clip_by_global_norm(clip), adamw)
     return adamw

@@ -26,7 +26,7 @@ import json
 import pathlib
 from typing import Any, Mapping
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.config.record import flatten
 
 HISTORY = "config_history.jsonl"
@@ -56,7 +56,7 @@ def mixture_record(spec: Any) -> dict[str, Any]:
     """The resolved mixture (`data.mixture.MixSpec`) as JSON for the run record's derived
     block: {"components": {name: {cache_root, split, backend, weight, overrides}}, "seed",
     "num_samples", "replacement"}."""
-    return json.loads(io.dumps({
+    return json.loads(atomic_io.dumps({
         "components": {c.name: {"cache_root": c.cache_root, "split": c.split,
                                 "backend": c.backend, "weight": c.weight,
                                 "overrides": dict(c.overrides)} for c in spec.components},
@@ -65,7 +65,7 @@ def mixture_record(spec: Any) -> dict[str, Any]:
 
 def _flat(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """(flat fields, whether the record holds the resolved mixture)."""
-    record = json.loads(io.dumps(dict(record), undefined_key=None))  # tuples == lists
+    record = json.loads(atomic_io.dumps(dict(record), undefined_key=None))  # tuples == lists
     derived = record.pop("derived", None) or {}
     record.pop("config_source", None)
     resolved = derived.pop(MIXTURE_KEY, None)
@@ -160,7 +160,7 @@ def convert_position(data_iter: Mapping[str, Any], old_batch: int, new_batch: in
 def append_history(workdir: str | pathlib.Path, step: int, changes: Mapping[str, list],
                    allow: str, record: Mapping[str, Any]) -> None:
     """One line of `config_history.jsonl` for a resume that changed something."""
-    io.append_json_line(pathlib.Path(workdir) / HISTORY, {
+    atomic_io.append_json_line(pathlib.Path(workdir) / HISTORY, {
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "resumed_at_step": int(step), "changed": dict(changes),
         "allow_resume_changes": str(allow or ""), "config": dict(record)})

@@ -32,13 +32,13 @@ class EpochSchedule:
 
     def __init__(self, config: ml_collections.ConfigDict):
         data, train = config.data, config.train
-        self.points = parse_schedule(data.get("n_point_schedule", ""), "data.n_point_schedule")
-        self.rays = parse_schedule(data.get("n_ray_schedule", ""), "data.n_ray_schedule")
+        self.points = parse_schedule(data.n_point_schedule, "data.n_point_schedule")
+        self.rays = parse_schedule(data.n_ray_schedule, "data.n_ray_schedule")
         self.n_point = int(data.n_point)
         self.n_ray = int(data.n_ray)
         first = self.sizes_points_rays(0)
         self.ref_total = max(1, first[0] + first[1])
-        self.window = int(train.get("dual_mask_window", 0))
+        self.window = int(train.dual_mask_window)
 
     def sizes_points_rays(self, epoch: int) -> tuple[int, int]:
         return (schedule_value(self.points, epoch, self.n_point),

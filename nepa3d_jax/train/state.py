@@ -52,12 +52,12 @@ def build_model(config: ml_collections.ConfigDict, max_len: int) -> Any:
 
     m = config.model
     # The original sizes the type table by the token vocabulary: 9 for Q/A, 5 for legacy.
-    n_types = NUM_TYPES if int(config.data.get("qa_tokens", 1)) else LEGACY_NUM_TYPES
+    n_types = NUM_TYPES if int(config.data.qa_tokens) else LEGACY_NUM_TYPES
     return QueryNepa(d_model=int(m.d_model), layers=int(m.layers), heads=int(m.heads),
-                     mlp_ratio=float(m.get("mlp_ratio", 4.0)), max_len=int(max_len),
-                     attention=str(m.get("attention", "auto")),
-                     dtype=compute_dtype(str(m.get("compute_dtype", "auto"))),
-                     n_types=n_types, remat=bool(m.get("remat", False)))
+                     mlp_ratio=float(m.mlp_ratio), max_len=int(max_len),
+                     attention=str(m.attention),
+                     dtype=compute_dtype(str(m.compute_dtype)),
+                     n_types=n_types, remat=bool(m.remat))
 
 
 def init_fn(model: Any, optimizer: optax.GradientTransformation, feat_dim: int = FEAT_DIM,

@@ -41,17 +41,17 @@ class StepSpec:
     """Everything static about one compiled step (a new value = a new compilation)."""
     sizes: Sizes
     tokens: TokenOptions
-    objective: str = "nepa"
-    nepa_target: str = "full"
-    mask_ratio: float = 0.4
-    dual_mask_near: float = 0.0
-    dual_mask_far: float = 0.0
-    dual_mask_type_aware: bool = False
-    dual_mask_warmup_steps: int = 1
-    seed: int = 0
+    objective: str
+    nepa_target: str
+    mask_ratio: float
+    dual_mask_near: float
+    dual_mask_far: float
+    dual_mask_type_aware: bool
+    dual_mask_warmup_steps: int
+    seed: int
     # Collapse / shortcut diagnostics (`train.collapse`) on the steps the loop logs only: their
     # eigen-decompositions are a fixed cost per step that an accelerator step would notice.
-    diagnostics_every: int = 1
+    diagnostics_every: int
 
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, sizes: Sizes,
@@ -59,19 +59,17 @@ class StepSpec:
         data, train = config.data, config.train
         tokens = TokenOptions(
             n_point=sizes.n_point, n_ray=sizes.n_ray, qa_tokens=bool(int(data.qa_tokens)),
-            qa_layout=str(data.qa_layout), add_eos=bool(int(data.get("add_eos", 1))),
+            qa_layout=str(data.qa_layout), add_eos=bool(int(data.add_eos)),
             pt_sample_mode=str(data.pt_sample_mode_train),
             point_order_mode=str(data.point_order_mode), pt_rfps_m=int(data.pt_rfps_m),
-            drop_ray_prob=float(data.get("drop_ray_prob", 0.0)))
+            drop_ray_prob=float(data.drop_ray_prob))
         return cls(
             sizes=sizes, tokens=tokens, objective=str(train.objective),
-            nepa_target=str(config.model.get("nepa_target", "full")),
-            mask_ratio=float(train.get("mask_ratio", 0.4)),
-            dual_mask_near=float(train.get("dual_mask_near", 0.0)),
-            dual_mask_far=float(train.get("dual_mask_far", 0.0)),
-            dual_mask_type_aware=bool(int(train.get("dual_mask_type_aware", 0))),
+            nepa_target=str(config.model.nepa_target), mask_ratio=float(train.mask_ratio),
+            dual_mask_near=float(train.dual_mask_near), dual_mask_far=float(train.dual_mask_far),
+            dual_mask_type_aware=bool(int(train.dual_mask_type_aware)),
             dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed),
-            diagnostics_every=max(1, int(train.get("log_every_steps", 1))))
+            diagnostics_every=max(1, int(train.log_every_steps)))
 
     @property
     def dual_mask_on(self) -> bool:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import board as cls_board
 from nepa3d_jax.eval.cls import data as cls_data
@@ -37,8 +37,8 @@ from nepa3d_jax.tokenizer.options import TokenOptions
 
 
 def write_json_atomic(path: str, obj: Any) -> None:
-    """`nepa3d_jax.io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
-    io.write_json_atomic(path, obj, indent=2, sort_keys=True)
+    """`nepa3d_jax.atomic_io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
+    atomic_io.write_json_atomic(path, obj, indent=2, sort_keys=True)
 
 
 def _mc_counts(c) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import ml_collections
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 from nepa3d_jax.eval import stats
 from nepa3d_jax.eval.cls.finetune import run_single
 
@@ -92,5 +92,5 @@ def run(config: ml_collections.ConfigDict) -> dict[str, Any]:
                                            "skipped": "from-scratch run: it is the baseline"}
     out["summary"] = summary
     if str(c.out_json) and (several or rand):
-        io.write_json_atomic(str(c.out_json), out, indent=2, sort_keys=True)
+        atomic_io.write_json_atomic(str(c.out_json), out, indent=2, sort_keys=True)
     return out

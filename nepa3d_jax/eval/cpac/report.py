@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
 
 
 class _NoBar:
@@ -27,8 +27,8 @@ def progress(total: int, desc: str, enabled: bool):
 
 
 def write_json_atomic(path: str, obj: dict) -> None:
-    """`nepa3d_jax.io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
-    io.write_json_atomic(path, obj, indent=2)
+    """`nepa3d_jax.atomic_io`: atomic, standard JSON (an undefined metric is null plus a reason)."""
+    atomic_io.write_json_atomic(path, obj, indent=2)
 
 
 def settings(c, *, eval_paths, tr_paths, te_paths, head_backend, legacy, qa) -> dict:

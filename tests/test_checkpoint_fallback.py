@@ -2,7 +2,6 @@
 
 import logging
 import pathlib
-import sys
 
 import jax
 import numpy as np
@@ -11,8 +10,7 @@ import pytest
 from nepa3d_jax.checkpoint.run_dir import CheckpointRestoreError, load_params
 from nepa3d_jax.train import loop
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_train_loop import reference_config  # noqa: E402
+from helpers import reference_config
 
 
 def _corrupt(step_dir: pathlib.Path) -> int:

@@ -2,6 +2,9 @@
 
 Used by `nepa3d-config diff --run`. Each check returns a list of `Mismatch` rows;
 an empty list means the run used exactly the config file (plus its recorded overrides).
+A run directory or `.pt` is untrusted input: its JSON is read and its pickle is read
+weights-only; no file it names is imported (the config file to compare with comes from the
+reviewer's command line).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ import math
 import pathlib
 from typing import Any, Sequence
 
-from nepa3d_jax.config.derived import derive, effective_lr
-from nepa3d_jax.config.loading import load_config
-from nepa3d_jax.config.mix_check import mixture_rows
+import ml_collections
+
+from nepa3d_jax.config.derived import derive, effective_lr, required_length
+from nepa3d_jax.config.loading import fill_defaults, load_config
 from nepa3d_jax.config.record import flatten, from_run_json
 from nepa3d_jax.config.torch_args import config_from_torch_args
+from nepa3d_jax.review.mix_check import mixture_rows
 
 # Same intent, different representation: the original names a YAML and 0 means "the YAML's";
 # the mixture itself is compared as a whole by `mix_check` (components, roots, weights, ...).
@@ -50,45 +55,73 @@ def compare_flat(ran: dict[str, Any], intended: dict[str, Any],
     return rows
 
 
-def _resolve_path(path: str, workdir: pathlib.Path) -> str:
-    """A recorded config path is relative to the launch directory (normally the repo root)."""
-    candidates = [pathlib.Path(path), pathlib.Path(__file__).resolve().parents[2] / path,
-                  workdir / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return str(candidate)
-    raise ValueError(f"config file {path!r} recorded in {workdir / 'config.json'} not found "
-                     "(pass the config file as the second argument)")
+def recorded_source(workdir: str) -> tuple[dict[str, Any], str | None, str]:
+    """(the run's `config.json` as a dict, the recorded config path or None, the record's path).
 
-
-def check_run_dir(workdir: str, config_path: str | None = None,
-                  use_overrides: bool = True) -> tuple[list[Mismatch], dict[str, Any]]:
-    """Mismatches between `<workdir>/config.json` and the config file (+ recorded overrides)."""
+    Only reads JSON: nothing a run directory names is imported or run."""
     record_path = pathlib.Path(workdir) / "config.json"
     if not record_path.is_file():
         raise ValueError(f"{record_path} not found: not a run directory")
     try:
         record = json.loads(record_path.read_text())
-    except json.JSONDecodeError as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{record_path} is not valid JSON: {err}") from err
+    if not isinstance(record, dict):
+        raise ValueError(f"{record_path} holds {type(record).__name__}, not a run record")
+    _, _, source = from_run_json(record)
+    path = source.get("path") if isinstance(source, dict) else None
+    return record, (str(path) if path else None), str(record_path)
+
+
+def source_text(workdir: str) -> str:
+    """The recorded config file as text (read, never imported), or why it cannot be shown.
+
+    The path is taken as recorded: relative paths from the working directory, where the run
+    was launched (normally the repository root)."""
+    _, path, record_path = recorded_source(workdir)
+    if path is None:
+        return f"{record_path} records no config file (config_source.path)"
+    try:
+        text = pathlib.Path(path).read_text(errors="replace")
+    except OSError as err:
+        return f"config file {path!r} recorded in {record_path} cannot be read: {err}"
+    return f"# {path} (recorded in {record_path}; shown as text, not run)\n{text}"
+
+
+def check_run_dir(workdir: str, config_path: str | None = None,
+                  use_overrides: bool = True) -> tuple[list[Mismatch], dict[str, Any]]:
+    """Mismatches between `<workdir>/config.json` and what it should hold.
+
+    With `config_path` (given by the reviewer): the saved resolved config against that file +
+    the recorded overrides, and the saved derived values against those recomputed. Without it:
+    only the saved derived values against those recomputed from the saved config, because the
+    config file a run directory names is untrusted input and is never run (issue 27).
+    """
+    record, recorded_path, record_path = recorded_source(workdir)
     saved, saved_derived, source = from_run_json(record)
     overrides: Sequence[str] = (source.get("overrides") or ()) if use_overrides else ()
-    if config_path is None:
-        if not source.get("path"):
-            raise ValueError(f"{record_path} does not record its config file "
-                             "(config_source.path); pass the config file as the second argument")
-        config_path = _resolve_path(source["path"], pathlib.Path(workdir))
-    intended = load_config(config_path, overrides)
-    rows = compare_flat(flatten(saved), flatten(intended))
-    if saved_derived:
-        num_devices = int(saved_derived.get("num_devices", 0))
-        if num_devices <= 0:
-            rows.append(Mismatch("derived.num_devices", saved_derived.get("num_devices"), "?"))
+    rows: list[Mismatch] = []
+    try:
+        if config_path is None:
+            intended = fill_defaults(ml_collections.ConfigDict(saved.to_dict()))
+            overrides = ()
         else:
-            recomputed = derive(intended, num_devices, int(saved_derived.get("num_processes", 1)))
-            rows += [Mismatch(f"derived.{m.field}", m.ran, m.intended) for m in compare_flat(
-                saved_derived, recomputed.to_dict(), only_common=True)]
-    info = {"config": config_path, "overrides": list(overrides), "derived": saved_derived}
+            intended = load_config(config_path, overrides)
+            rows = compare_flat(flatten(saved), flatten(intended))
+        if saved_derived:
+            num_devices = int(saved_derived.get("num_devices") or 0)
+            if num_devices <= 0:
+                rows.append(Mismatch("derived.num_devices", saved_derived.get("num_devices"), "?"))
+            else:
+                recomputed = derive(intended, num_devices,
+                                    int(saved_derived.get("num_processes") or 1))
+                rows += [Mismatch(f"derived.{m.field}", m.ran, m.intended) for m in compare_flat(
+                    saved_derived, recomputed.to_dict(), only_common=True)]
+    except (AttributeError, KeyError, TypeError) as err:
+        raise ValueError(f"{record_path}: not a pretraining run record this version can check "
+                         f"({type(err).__name__}: {err})") from err
+    info = {"config": config_path or f"not loaded: pass it to compare (recorded: {recorded_path})",
+            "overrides": list(overrides), "derived": saved_derived}
     return rows, info
 
 
@@ -133,7 +166,6 @@ def check_torch_ckpt(pt_path: str, config_path: str, overrides: Sequence[str] = 
         global_batch = int(intended_config.train.batch_per_device) * int(num_devices)
         intended["train.lr (effective)"] = effective_lr(intended_config.train, global_batch)
     if intended.get("data.max_len") == -1:  # the original stores the resolved capacity
-        from nepa3d_jax.config.derived import required_length
         intended["data.max_len"] = required_length(intended_config.data)
     for key in list(ran):
         if key.startswith(NOT_COMPARED):

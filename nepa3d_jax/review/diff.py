@@ -2,17 +2,21 @@
 
   nepa3d-config diff configs/runA.py configs/runC.py          # two configs
   nepa3d-config diff configs/run{A,B,C,D}.py --markdown       # the whole matrix
-  nepa3d-config diff --run runs/pretrain_abcd_1024_runA       # run dir vs its file
+  nepa3d-config diff --run runs/pretrain_abcd_1024_runA configs/runA.py  # run vs a file
+  nepa3d-config diff --run runs/pretrain_abcd_1024_runA --show_source    # its recorded file
   nepa3d-config diff --run runs/old/last.pt configs/runA.py   # original .pt args
-(`nepa3d-config diff` = `python -m nepa3d_jax.config diff`; the old `python -m
-nepa3d_jax.config_diff` still works.)
+(`nepa3d-config diff` = `python -m nepa3d_jax.config diff` = `python -m nepa3d_jax.config_diff`.)
 
 Configs are compared after defaults and derived values (sequence length, global batch,
 effective LR, steps) for a stated device count (`--devices`, default 8 = 2 nodes x 4 GPUs).
 `workdir` differs between runs by design and is left out unless `--include_workdir`.
-`--run` exits with status 1 when the run differs from its config file. For an original `.pt` it
+`--run` exits with status 1 when the run differs from its config file. A run directory is
+untrusted input: only its `config.json` is read. The config file it records is never imported
+(`--show_source` prints it as text); give the file to compare with on the command line (the
+recorded overrides are applied to it). Without one, the saved derived values are checked
+against the saved resolved config. For an original `.pt` it
 also compares the mixture (components in sampling order, roots, splits, backends, normalised
-weights, samples per epoch, seed) with `nepa3d_jax.config.mix_check`, reading the run's
+weights, samples per epoch, seed) with `nepa3d_jax.review.mix_check`, reading the run's
 `mix_config` YAML when it can be found, and says so when it cannot.
 """
 
@@ -27,7 +31,8 @@ from nepa3d_jax import cli
 from nepa3d_jax.config.derived import derive
 from nepa3d_jax.config.loading import load_config
 from nepa3d_jax.config.record import flatten
-from nepa3d_jax.config.run_check import Mismatch, check_run_dir, check_torch_ckpt, values_equal
+from nepa3d_jax.review.run_check import (Mismatch, check_run_dir, check_torch_ckpt, source_text,
+                                         values_equal)
 
 # Derived values that only restate the device count given on the command line.
 _DERIVED_SKIP = ("num_devices", "num_processes", "max_len")
@@ -134,6 +139,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--include_workdir", action="store_true")
     parser.add_argument("--ignore_overrides", action="store_true",
                         help="with --run: compare with the bare config file, not file + overrides")
+    parser.add_argument("--show_source", action="store_true",
+                        help="with --run WORKDIR: print the config file the run recorded, as "
+                        "text (it is never run)")
     parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
     return parser.parse_args(argv)
 
@@ -141,14 +149,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        if args.run:
+        if args.run and args.show_source:
+            if args.configs or pathlib.Path(args.run).is_file():
+                raise ValueError("--show_source takes a run directory and no config file")
+            text, code = source_text(args.run), 0
+        elif args.run:
             if len(args.configs) > 1:
                 raise ValueError("--run takes at most one config file")
             text, code = check_run(args.run, args.configs[0] if args.configs else None,
                                    not args.ignore_overrides, args.markdown, args.devices)
         else:
             if len(args.configs) < 2:
-                raise ValueError("give two or more config files (or --run WORKDIR)")
+                raise ValueError("give two or more config files (or --run WORKDIR [CONFIG])")
             text, code = diff_configs(args.configs, args.devices, args.include_workdir,
                                       args.markdown), 0
     except ValueError as err:

@@ -9,6 +9,11 @@ through here so that three promises hold in one place:
   listed under `"undefined"` with the reason (`json_safe`), never a bare `NaN` that strict
   parsers (jq, JavaScript, pandas' default) reject;
 * shareable: files get `0o666 & ~umask` like `open()` would give, not `mkstemp`'s 0600.
+
+Data preparation (`data_prep`: caches, TFDS builds), the evaluators' PNG sheets and the run
+directory write through `atomic_open` / `atomic_path`; temp files are named
+`TMP_PREFIX...TMP_SUFFIX` (`is_temp_name`), which is what clean-ups of a killed run look for.
+(Named `atomic_io`, not `io`, so it never shadows the standard library's `io`.)
 """
 
 from __future__ import annotations
@@ -21,6 +26,14 @@ import tempfile
 from typing import Any, Iterator
 
 UNDEFINED_KEY = "undefined"
+# Temp files beside their target: `.tmp_<random>.part` (`tempfile.mkstemp`).
+TMP_PREFIX = ".tmp_"
+TMP_SUFFIX = ".part"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for the file name of a temp file this module creates (left behind by a kill)."""
+    return name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)
 
 
 def _umask() -> int:
@@ -91,13 +104,34 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
         raise IsADirectoryError(f"{path} is a directory, expected a file path")
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".part", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=folder)
     try:
         os.fchmod(fd, shared_mode())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """A temp path beside `path` for a writer that wants a file name (np.savez, savefig, ...);
+    renamed onto `path` with the user's umask bits when the block succeeds, removed otherwise."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, expected a file path")
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, shared_mode())  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

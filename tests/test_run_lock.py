@@ -14,8 +14,7 @@ import pytest
 from nepa3d_jax.checkpoint.lock import LOCK_NAME, RunLock, RunLockedError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_reliability_divergence import tiny_pretrain_args  # noqa: E402
+from helpers import tiny_pretrain_args
 
 
 def _dead_pid() -> int:

@@ -37,7 +37,8 @@ def ran_spec(args: Mapping[str, Any], pt_path: str) -> tuple[MixSpec | None, str
     if not mix_config:  # single corpus: the original's --cache_root / --backend, train split
         comp = MixComponent("train", str(args.get("cache_root", "")), "train",
                             str(args.get("backend", "mesh")), 1.0)
-        return MixSpec((comp,), int(args.get("mix_num_samples", 0) or 0), 0), "single corpus"
+        return (MixSpec((comp,), int(args.get("mix_num_samples", 0) or 0), 0, True),
+                "single corpus")
     found = find_mix_yaml(mix_config, pt_path)
     if found is None:
         return None, (f"mixture not compared: mix_config {mix_config!r} not found (looked in the "

@@ -15,9 +15,7 @@ from nepa3d_jax.data import full_check, records
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_data_pipeline import comp, data_cfg  # noqa: E402
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import comp, data_cfg, make_arrays, sample_options, write_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -94,7 +92,7 @@ def test_full_check_names_nan_corrupt_member_and_empty_pool(bad_corpus, tmp_path
 def test_full_check_in_processes_and_cached_by_size_and_mtime(tmp_path):
     root = tmp_path / "corpus"
     files = [write_cache(root / "train" / "c" / f"{i}.npz", seed=i) for i in range(6)]
-    keys, required = records.read_keys(records.SampleOptions(backend="mesh"))
+    keys, required = records.read_keys(sample_options("mesh"))
     cache = tmp_path / "run" / "validated_caches.json"
     groups = [(files, keys, required)]
     problems, counts = full_check.full_check(groups, cache, workers=2, min_parallel=1)

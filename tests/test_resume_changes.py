@@ -2,16 +2,13 @@
 accepted ones in config_history.jsonl, and keeps config.json as the first segment."""
 
 import json
-import pathlib
-import sys
 
 import pytest
 
 from nepa3d_jax.train import loop, resume
 from nepa3d_jax.train.divergence import DivergenceError
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_train_loop import reference_config  # noqa: E402
+from helpers import reference_config
 
 
 def _steps(workdir):

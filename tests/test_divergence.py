@@ -2,17 +2,14 @@
 keeps its last finite checkpoint; evaluators refuse NaN parameters; JSON never holds NaN."""
 
 import json
-import math
-import os
 import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax import io
+from nepa3d_jax import atomic_io
+from helpers import run_main, tiny_pretrain_args
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -23,37 +20,18 @@ def strict_json(text: str):
     return json.loads(text, parse_constant=refuse)
 
 
-def tiny_pretrain_args(reference_dir, workdir, **train):
-    """`main` command line for a tiny pretraining on the reference caches (8 CPU devices)."""
-    fields = dict(workdir=workdir, **{
-        "data.mix_config": reference_dir / "mixA.yaml", "data.mix_num_samples": 40,
-        "data.n_point": 16, "data.n_ray": 16, "data.max_len": -1, "data.prefetch": 0,
-        "model.d_model": 32, "model.layers": 1, "model.heads": 2,
-        "train.batch_per_device": 1, "train.lr_scale": False},
-        **{f"train.{k}": v for k, v in train.items()})
-    return ["-m", "nepa3d_jax.main", "--config", "configs/base.py",
-            *[f"--config.{k}={v}" for k, v in fields.items()]]
-
-
-def run_main(args, timeout=420):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
 def test_json_writer_refuses_nan_and_names_undefined_metrics(tmp_path):
     path = tmp_path / "r.json"
-    io.write_json_atomic(path, {"mae": float("nan"), "iou": [0.5, float("inf")],
+    atomic_io.write_json_atomic(path, {"mae": float("nan"), "iou": [0.5, float("inf")],
                                 "n": np.int64(3), "x": np.float32(0.25)})
     out = strict_json(path.read_text())
     assert out["mae"] is None and out["iou"] == [0.5, None] and out["n"] == 3
     assert out["undefined"] == {"mae": "non-finite value (nan)",
                                 "iou[1]": "non-finite value (inf)"}
-    assert oct(path.stat().st_mode & 0o777) == oct(io.shared_mode())
+    assert oct(path.stat().st_mode & 0o777) == oct(atomic_io.shared_mode())
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temp file left
     with pytest.raises(IsADirectoryError, match=str(tmp_path)):
-        io.write_json_atomic(tmp_path, {})
+        atomic_io.write_json_atomic(tmp_path, {})
 
 
 def test_huge_lr_stops_with_the_step_and_keeps_the_finite_checkpoint(reference_dir, tmp_path):

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import make_arrays, write_cache
 
 
 def _env(**extra):
@@ -30,8 +29,8 @@ def test_unknown_override_is_one_line_with_the_suggestion():
     out = _py(["-m", "nepa3d_jax.main", "--config", "configs/base.py",
                "--config.train.num_stepz=5"])
     assert out.returncode == 2
-    assert out.stderr.strip() == ("error: --config.train.num_stepz=5: train has no field "
-                                  "'num_stepz'; did you mean --config.train.num_steps?")
+    assert out.stderr.strip() == ("nepa3d-jax: error: --config.train.num_stepz: train has no "
+                                  "field 'num_stepz'; did you mean --config.train.num_steps?")
 
 
 def test_workdir_that_is_a_file_is_named_before_any_work(tmp_path):
@@ -62,12 +61,13 @@ def test_cpac_checks_out_json_and_ckpt_before_the_work(tmp_path, reference_dir):
 
 
 def test_data_prep_outputs_follow_the_umask(tmp_path):
-    from data_prep.atomic import atomic_path, atomic_savez, atomic_write_text
+    from data_prep.atomic import atomic_savez
+    from nepa3d_jax.atomic_io import atomic_path, write_text_atomic
 
     old = os.umask(0o022)
     try:
         atomic_savez(tmp_path / "a.npz", {"x": np.zeros(3)})
-        atomic_write_text(tmp_path / "b.json", "{}")
+        write_text_atomic(tmp_path / "b.json", "{}")
         with atomic_path(tmp_path / "c.bin") as tmp:
             pathlib.Path(tmp).write_bytes(b"x")
     finally:
