@@ -31,6 +31,7 @@ JOBS: dict[str, Job] = {job.name: job for job in (
     Job("cpac_udf", "nepa3d_jax.eval.cpac.udf", "nepa3d_jax.eval.cpac.defaults:get_config"),
     Job("finetune_cls", "nepa3d_jax.eval.cls.finetune",
         "nepa3d_jax.eval.cls.defaults:scanobjectnn"),
+    Job("probe", "nepa3d_jax.eval.probe.run", "nepa3d_jax.eval.probe.defaults:get_config"),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
         evaluator=False),
 )}

@@ -135,7 +135,11 @@ def load_pretrained(path: str | os.PathLike, *, max_len: int | None = None,
         raise FileNotFoundError(f"no checkpoint file or run directory at {path}")
     if attention is None:
         attention = str(config.get("model", {}).get("attention", "auto") or "auto")
-    model = QueryNepa(attention=attention, dtype=dtype, **spec.model_kwargs())
+    # The type table's init std is no shape: it comes from the run's config, so a random-init
+    # baseline of this checkpoint draws its parameters as the run did.
+    type_emb_std = float(config.get("model", {}).get("type_emb_std", 1.0) or 1.0)
+    model = QueryNepa(attention=attention, dtype=dtype, type_emb_std=type_emb_std,
+                      **spec.model_kwargs())
     check_params(model, params, path)
     check_finite(params, path)
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)

@@ -89,6 +89,11 @@ def get_config() -> ml_collections.ConfigDict:
   m.compute_dtype = "auto"        # auto (bf16 on GPU, f32 on CPU) | float32 | bfloat16
   m.remat = False
   m.nepa_target = "full"          # full (the original: z) | content (token_mlp(feat) only)
+  # Readout fixes (opt-in; docs/evaluation.md "The study"): a LayerNorm after the encoder
+  # (h and the prediction read normalised states) and the type table's init std (torch's 1.0
+  # swamps pooled features).
+  m.final_norm = False
+  m.type_emb_std = 1.0
 
   t = c.train = ml_collections.ConfigDict()
   t.objective = "nepa"            # nepa | mae

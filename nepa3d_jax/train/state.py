@@ -57,7 +57,8 @@ def build_model(config: ml_collections.ConfigDict, max_len: int) -> Any:
                      mlp_ratio=float(m.get("mlp_ratio", 4.0)), max_len=int(max_len),
                      attention=str(m.get("attention", "auto")),
                      dtype=compute_dtype(str(m.get("compute_dtype", "auto"))),
-                     n_types=n_types, remat=bool(m.get("remat", False)))
+                     n_types=n_types, remat=bool(m.get("remat", False)),
+                     final_norm=bool(m.final_norm), type_emb_std=float(m.type_emb_std))
 
 
 def init_fn(model: Any, optimizer: optax.GradientTransformation, feat_dim: int = FEAT_DIM,
