@@ -127,6 +127,7 @@ def _check_model_train(config, problems: list[str]) -> None:
     for dotted in positive:
         _check(problems, config, dotted, lambda v: v > 0, "must be > 0")
     _check(problems, config, "train.num_steps", lambda v: v >= 0, "must be >= 0 (0: use epochs)")
+    _check(problems, config, "train.answer_loss_weight", lambda v: v >= 0, "must be >= 0 (0: off)")
     _check(problems, config, "train.mask_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
     if train is not None and "epochs" in train and int(train.get("num_steps", 0)) <= 0:
         if int(train.epochs) <= 0:

@@ -7,7 +7,8 @@
 Opt-in readout fields (defaults = the original): `final_norm` puts a LayerNorm after the encoder
 (h and z_hat are then read from normalised states, as the 2D NEPA does); `type_emb_std` scales
 the type table's N(0, std) init (torch's default 1.0 lets the type embedding swamp a pooled
-readout: docs/evaluation.md).
+readout: docs/evaluation.md); `answer_head` adds a linear head predicting the next token's raw
+feature slots (built when `train.answer_loss_weight > 0`).
 
 `__call__` returns `(z, z_hat, h)` like the original's `forward`. Attention is causal unless
 `is_causal=False` (bidirectional: the classification protocol). `attn_mask_BTT` is an extra
@@ -44,6 +45,7 @@ class QueryNepa(nn.Module):
     remat: bool = False
     final_norm: bool = False
     type_emb_std: float = 1.0
+    answer_head: bool = False   # a linear head h -> raw features of the next token (opt-in aux)
 
     def setup(self):
         attn_lib.check_implementation(self.attention)
@@ -63,6 +65,13 @@ class QueryNepa(nn.Module):
         self.pred_head = dense(d, d, self.dtype)
         if self.final_norm:
             self.final_ln = layer_norm(self.dtype, "final_ln")
+        if self.answer_head:
+            self.answer_proj = dense(self.feat_dim, d, self.dtype)
+
+    def predict_answer(self, h_BTD: jax.Array) -> jax.Array:
+        """(B, T, feat_dim): the next token's raw feature slots predicted from h (the opt-in
+        `train.answer_loss_weight` objective)."""
+        return self.answer_proj(h_BTD)
 
     def _encode(self, z_BTD: jax.Array, attn_mask_BTT: jax.Array | None, is_causal: bool,
                 rows_M: jax.Array | None = None) -> jax.Array:
@@ -111,6 +120,8 @@ class QueryNepa(nn.Module):
         del deterministic
         z = self.embed_tokens(feat_BTF, type_id_BT)
         h = self._encode(z, attn_mask_BTT, is_causal)
+        if self.answer_head and self.is_initializing():
+            self.predict_answer(h)  # create its parameters with the others
         return z, self.pred_head(h), h
 
     def represent(self, feat_BTF: jax.Array, type_id_BT: jax.Array, rows_M: jax.Array, *,

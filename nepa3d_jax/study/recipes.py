@@ -16,6 +16,13 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     # Readout fixes only: a LayerNorm after the encoder and a type table that does not swamp
     # pooled features. They change what fine-tuning/probes can read, not the objective.
     "readout": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02}},
+    # A target with variance: the content part standardised over the batch's targets.
+    "content_std": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                 "model.nepa_target": "content_std"}},
+    # + regression of the raw answer slots (distance, hit, depth, normal) from h.
+    "answer": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                            "model.nepa_target": "content_std",
+                            "train.answer_loss_weight": 1.0}},
     "abcd_C": {"pretrain": {"data.point_order_mode": "morton"}},
     "abcd_D": {"pretrain": {"data.n_ray": 0}},
     "abcd_B": {"pretrain": {"data.n_ray": 0, "data.qa_tokens": 0, "data.pt_xyz_key": "pc_xyz",

@@ -115,6 +115,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.dual_mask_window = 32
   t.dual_mask_warmup_frac = 0.05
   t.dual_mask_type_aware = 0
+  # Opt-in: + weight x standardised squared error of the next token's raw answer slots
+  # (distance / hit / depth / normal), from a linear head on h (docs/evaluation.md).
+  t.answer_loss_weight = 0.0
   t.log_every_steps = 50
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3

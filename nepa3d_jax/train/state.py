@@ -58,7 +58,8 @@ def build_model(config: ml_collections.ConfigDict, max_len: int) -> Any:
                      attention=str(m.get("attention", "auto")),
                      dtype=compute_dtype(str(m.get("compute_dtype", "auto"))),
                      n_types=n_types, remat=bool(m.get("remat", False)),
-                     final_norm=bool(m.final_norm), type_emb_std=float(m.type_emb_std))
+                     final_norm=bool(m.final_norm), type_emb_std=float(m.type_emb_std),
+                     answer_head=float(config.train.answer_loss_weight) > 0)
 
 
 def init_fn(model: Any, optimizer: optax.GradientTransformation, feat_dim: int = FEAT_DIM,

@@ -48,6 +48,7 @@ class StepSpec:
     dual_mask_far: float = 0.0
     dual_mask_type_aware: bool = False
     dual_mask_warmup_steps: int = 1
+    answer_loss_weight: float = 0.0
     seed: int = 0
     # Collapse / shortcut diagnostics (`train.collapse`) on the steps the loop logs only: their
     # eigen-decompositions are a fixed cost per step that an accelerator step would notice.
@@ -70,7 +71,8 @@ class StepSpec:
             dual_mask_near=float(train.get("dual_mask_near", 0.0)),
             dual_mask_far=float(train.get("dual_mask_far", 0.0)),
             dual_mask_type_aware=bool(int(train.get("dual_mask_type_aware", 0))),
-            dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed),
+            dual_mask_warmup_steps=int(warmup_steps),
+            answer_loss_weight=float(train.answer_loss_weight), seed=int(config.seed),
             diagnostics_every=max(1, int(train.get("log_every_steps", 1))))
 
     @property
@@ -126,7 +128,7 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
         z, content, type_pos, z_hat, h = model.apply(
             {"params": params}, feat, type_id, is_causal=True, attn_mask_BTT=attn_mask,
             method="forward_parts")
-        target = content if spec.nepa_target == "content" else z
+        target = content if spec.nepa_target in ("content", "content_std") else z
         parts = (content, type_pos)
     else:  # a model without the split embedding: the full target only
         z, z_hat, h = model.apply({"params": params}, feat, type_id, is_causal=True,
@@ -142,7 +144,14 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
         return out
 
     extra.update(when_logged(spec, step, diagnostics))
-    return losses.nepa_loss(target, z_hat, type_id), extra
+    loss = losses.nepa_loss(target, z_hat, type_id,
+                            standardize=spec.nepa_target == "content_std")
+    if spec.answer_loss_weight > 0:
+        pred = model.apply({"params": params}, h, method="predict_answer")
+        answer = losses.answer_regression_loss(pred, feat, type_id)
+        extra.update(nepa_loss=loss, answer_loss=answer)
+        loss = loss + spec.answer_loss_weight * answer
+    return loss, extra
 
 
 def when_logged(spec: StepSpec, step: jax.Array, fn: Callable[[], dict[str, jax.Array]]
