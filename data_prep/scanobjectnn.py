@@ -104,7 +104,9 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
                   ray_pool: int = 1000, seed: int = 0, rng_mode: str = "per_sample",
                   workers: int = 1, overwrite: bool = False, surface_ratio: float = 0.5,
                   surface_sigma: float = 0.02, allow_duplicate_stems: bool = False,
-                  log=print, compress: str = "zlib") -> Summary:
+                  log=print, compress: str = "zlib", out_split: str | None = None) -> Summary:
+    """Cache the `split` h5 files under `<out_root>/<out_split or split>/`."""
+    out_split = out_split or split
     paths = find_split_files(scan_root, split)
     if not paths:
         raise FileNotFoundError(f"no {split} h5 files under {scan_root}")
@@ -114,9 +116,11 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
             f"pt_pool={int(pt_pool)}", f"ray_pool={int(ray_pool)}",
             f"pt_surface_ratio={float(surface_ratio)}", f"pt_surface_sigma={float(surface_sigma)}",
             f"rng={rng_mode}", f"h5_count={len(paths)}", *map(os.path.abspath, paths)]
-    atomic_write_text(os.path.join(out_root, "_meta", f"scanobjectnn_{split}_source.txt"),
+    if out_split != split:
+        meta.insert(2, f"out_split={out_split}")
+    atomic_write_text(os.path.join(out_root, "_meta", f"scanobjectnn_{out_split}_source.txt"),
                       "\n".join(meta) + "\n")
-    remove_stale_temps(os.path.join(out_root, split))
+    remove_stale_temps(os.path.join(out_root, out_split))
     jobs, bad_files, offset = [], [], 0
     shared_rng = np.random.RandomState(int(seed) & 0xFFFFFFFF)
     for path in paths:
@@ -129,13 +133,14 @@ def process_split(scan_root: str, out_root: str, split: str, pt_pool: int = 2000
             continue
         for i in range(data.shape[0]):
             rng = shared_rng if rng_mode == "sequential" else int(seed) + offset + i
-            out = os.path.join(out_root, split, f"class_{int(label[i]):03d}", f"{stem}_{i:06d}.npz")
-            jobs.append(Job(f"{split}/{stem}[{i}]", out, sample_cache,
+            out = os.path.join(out_root, out_split, f"class_{int(label[i]):03d}",
+                               f"{stem}_{i:06d}.npz")
+            jobs.append(Job(f"{out_split}/{stem}[{i}]", out, sample_cache,
                             (data[i], pt_pool, ray_pool, rng, surface_ratio, surface_sigma)))
         offset += data.shape[0]
-    log(f"{split}: {len(jobs)} samples from {len(paths) - len(bad_files)} h5 files")
+    log(f"{out_split}: {len(jobs)} samples from {len(paths) - len(bad_files)} h5 files")
     summary = run_jobs(jobs, 1 if rng_mode == "sequential" else workers, overwrite,
-                       desc=f"scanobjectnn {split}", log=log, compress=compress)
+                       desc=f"scanobjectnn {out_split}", log=log, compress=compress)
     summary.failed = bad_files + summary.failed
     return summary
 

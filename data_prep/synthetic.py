@@ -2,6 +2,13 @@
 
   python -m data_prep.synthetic --out DIR [--n_per_class 4] [--classes box torus ...]
       [--seed 0] [--workers 1] [--scan_points 1024] [profile flags; default: small profile]
+  python -m data_prep.synthetic --profile study --out DIR [--scale tiny|small|full]
+      [--workers 2] [--seed 0] [--n_pretrain N] [--n_train N] [--n_test N] [--classes ...]
+
+Two profiles. `demo` (the default, described here) is the demo's corpus. `study` is the
+corpus of pretraining studies (16 confusable classes, pretrain / few-shot / test splits):
+`data_prep.study_corpus` builds it and its docstring describes it; profile flags, --n_per_class,
+--scan_points and --test_ratio belong to the demo profile.
 
 Layout under DIR:
   meshes/<class>/{train,test}/<class>_<i>.off         procedural meshes (ModelNet layout)
@@ -104,24 +111,61 @@ def build_synthetic_corpus(out_dir: str, n_per_class: int = 4, seed: int = 0,
     return paths
 
 
+PROFILES = ("demo", "study")
+
+
+def _main_study(ap: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    from data_prep import study_corpus
+
+    defaults = ap.parse_args(["--out", args.out])
+    changed = [k for k in vars(args) if k not in ("out", "profile", "scale", "workers", "seed",
+                                                  "classes", "compress", "n_pretrain",
+                                                  "n_train", "n_test")
+               and getattr(args, k) != getattr(defaults, k)]
+    if changed:
+        raise ValueError(f"--{changed[0]} belongs to the demo profile, not --profile study "
+                         "(its sizes come from --scale and --n_pretrain/--n_train/--n_test)")
+    return study_corpus.build_study_corpus(
+        args.out, args.scale, args.seed, args.workers, args.classes or None,
+        n_pretrain=args.n_pretrain, n_train=args.n_train, n_test=args.n_test,
+        compress=args.compress)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = cli.ArgumentParser(prog="python -m data_prep.synthetic", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="corpus folder to write")
+    ap.add_argument("--profile", choices=PROFILES, default="demo",
+                    help="demo: the demo's corpus; study: data_prep.study_corpus")
     ap.add_argument("--n_per_class", type=int, default=4)
-    cli.add_list(ap, "--classes", default=shapes.FAMILIES, help="shape families")
+    cli.add_list(ap, "--classes", help=f"shape families (demo default: all of "
+                 f"{', '.join(shapes.FAMILIES)}; study default: all 16 study classes)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=None,
+                    help="processes (default: 1 for demo, 2 for study)")
+    g = ap.add_argument_group("study profile")
+    g.add_argument("--scale", choices=("tiny", "small", "full"), default="small")
+    g.add_argument("--n_pretrain", type=int, default=None, help="shapes per class (overrides)")
+    g.add_argument("--n_train", type=int, default=None, help="labeled shapes per class")
+    g.add_argument("--n_test", type=int, default=None, help="test shapes per class")
     ap.add_argument("--scan_points", type=int, default=1024)
     ap.add_argument("--test_ratio", type=float, default=0.25)
     add_profile_args(ap, SMALL)
     add_compress_arg(ap)
     args = ap.parse_args(argv)
     try:
-        paths = build_synthetic_corpus(
-            args.out, args.n_per_class, args.seed, profile_from_args(args, "mesh"),
-            args.classes, args.workers, args.scan_points, args.test_ratio,
-            compress=args.compress)
+        if args.profile == "study":
+            args.workers = 2 if args.workers is None else args.workers
+            paths = _main_study(ap, args)
+        else:
+            if args.scale != "small" or any(getattr(args, f"n_{k}") is not None
+                                             for k in ("pretrain", "train", "test")):
+                raise ValueError("--scale and --n_pretrain/--n_train/--n_test belong to "
+                                 "--profile study")
+            paths = build_synthetic_corpus(
+                args.out, args.n_per_class, args.seed, profile_from_args(args, "mesh"),
+                args.classes or shapes.FAMILIES, args.workers or 1, args.scan_points,
+                args.test_ratio, compress=args.compress)
     except (ValueError, RuntimeError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
