@@ -71,3 +71,29 @@ def test_type_emb_std_is_validated():
     c.model.type_emb_std = 0.0
     with pytest.raises(ConfigError, match="model.type_emb_std"):
         validate(c)
+
+
+def test_content_std_target_and_answer_regression():
+    from nepa3d_jax.model import losses
+    from nepa3d_jax.tokenizer import types as tt
+    rng = np.random.default_rng(0)
+    tid = jnp.asarray([[tt.TYPE_BOS] + [tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 4 + [tt.TYPE_EOS]] * 3)
+    z = jnp.asarray(rng.normal(size=(3, 10, 8)) + 5.0, jnp.float32)  # a shared offset
+    mask = losses.nepa_token_mask(tid)
+    std = np.asarray(losses.standardize_targets(z[:, 1:], mask))
+    m = np.asarray(mask)
+    np.testing.assert_allclose(std[m].mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(std[m].std(0), 1.0, atol=1e-3)
+    # predicting the shared offset scores well on the plain target, badly on the standardised
+    offset = jnp.full_like(z, 5.0)
+    assert float(losses.nepa_loss(z, offset, tid)) < 0.05
+    assert float(losses.nepa_loss(z, offset, tid, standardize=True)) > 0.5
+    # answer regression: exact standardised answers -> 0; constant slots do not count
+    feat = np.zeros((3, 10, 15), np.float32)
+    feat[:, 2::2, tt.SLOT_DIST] = rng.uniform(0, 0.3, size=(3, 4))
+    f = jnp.asarray(feat)
+    target = np.asarray(losses.standardize_targets(f[:, 1:], mask, eps=1e-12))
+    pred = np.zeros((3, 10, 15), np.float32)
+    pred[:, :-1] = target
+    assert float(losses.answer_regression_loss(jnp.asarray(pred), f, tid)) < 1e-8
+    assert abs(float(losses.answer_regression_loss(jnp.zeros_like(f), f, tid)) - 1.0) < 1e-4

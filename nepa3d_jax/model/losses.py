@@ -88,17 +88,17 @@ def mae_loss(z_hat_BTD: jax.Array, z_target_BTD: jax.Array, token_mask_BT: jax.A
 
 def answer_regression_loss(pred_BTF: jax.Array, feat_BTF: jax.Array, type_id_BT: jax.Array
                            ) -> jax.Array:
-    """Standardised squared error of the next token's raw feature slots (the answer: distance,
-    hit, depth, normal), predicted at the position before it, over the NEPA loss's targets.
-    Each slot is scaled by its variance over those targets (stop-gradient; slots that never vary
-    count 0), so the loss starts near 1 whatever the units; 0 when nothing is counted."""
-    target = jax.lax.stop_gradient(feat_BTF[:, 1:].astype(jnp.float32))
-    pred = pred_BTF[:, :-1].astype(jnp.float32)
-    mask = nepa_token_mask(type_id_BT).astype(jnp.float32)[..., None]
+    """Squared error of the next token's raw feature slots (the answer: distance, hit, depth,
+    normal), predicted at the position before it, over the NEPA loss's targets. The head
+    predicts the slots *standardised* over those targets (stop-gradient statistics; slots that
+    never vary count 0), so the loss starts near 1 whatever the units; 0 when nothing counts."""
+    mask_BT = nepa_token_mask(type_id_BT)
+    target = standardize_targets(feat_BTF[:, 1:], mask_BT, eps=1e-12)
+    mask = mask_BT.astype(jnp.float32)[..., None]
     n = jnp.maximum(mask.sum(), 1.0)
-    mu = (target * mask).sum(axis=(0, 1)) / n
-    var = (jnp.square(target - mu) * mask).sum(axis=(0, 1)) / n
-    live = (var > 1e-10).astype(jnp.float32)
-    per_slot = (jnp.square(pred - target) * mask).sum(axis=(0, 1)) / n
-    scaled = live * per_slot / jnp.where(live > 0, var, 1.0)
-    return jnp.where(mask.sum() > 0, scaled.sum() / jnp.maximum(live.sum(), 1.0), 0.0)
+    t = feat_BTF[:, 1:].astype(jnp.float32)
+    mu = (t * mask).sum(axis=(0, 1)) / n
+    live = ((jnp.square(t - mu) * mask).sum(axis=(0, 1)) / n > 1e-8).astype(jnp.float32)
+    per_slot = (jnp.square(pred_BTF[:, :-1].astype(jnp.float32) - target) * mask).sum(
+        axis=(0, 1)) / n
+    return jnp.where(mask.sum() > 0, (live * per_slot).sum() / jnp.maximum(live.sum(), 1.0), 0.0)

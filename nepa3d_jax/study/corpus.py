@@ -1,22 +1,20 @@
 """The study corpus: which folders feed pretraining, the probes and CPAC.
 
 The library names its builder by reference (`module:function`, like `data.synthetic` of the
-demo) and imports no data-prep code: `ensure(out_dir, scale, builder)` calls it when the corpus
-is missing and reads back the paths it wrote to `<out_dir>/study_corpus.json`.
+demo) and imports no data-prep code: `ensure(out_dir, scale, builder)` calls it; the builder
+makes what is missing (a complete corpus costs a scan) and returns its paths.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Callable
 
-from nepa3d_jax import io as nio
 from nepa3d_jax.train.corpus import corpus_builder
 
 STUDY_BUILDER = "data_prep.study_corpus:build_study_corpus"
-MANIFEST = "study_corpus.json"
+MANIFEST = "study.json"       # the builder writes it last: its presence = a complete corpus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,27 +34,30 @@ class Corpus:
         return dataclasses.asdict(self)
 
 
-def from_json(data: dict[str, Any], where: str) -> Corpus:
-    fields = [f.name for f in dataclasses.fields(Corpus)]
-    missing = [f for f in fields if f not in data]
+def from_builder(paths: dict[str, Any], where: str) -> Corpus:
+    """A `Corpus` from what the builder returns (`data_prep.study_corpus.corpus_paths`)."""
+    need = ("pretrain_root", "pretrain_split", "scan_root", "fewshot_root", "fewshot_split",
+            "test_root", "test_split", "unpaired_root", "classes")
+    missing = [k for k in need if k not in paths]
     if missing:
-        raise ValueError(f"{where}: missing {', '.join(missing)} (rebuild the corpus)")
-    return Corpus(**{**{f: data[f] for f in fields}, "classes": tuple(data["classes"])})
+        raise ValueError(f"{where}: the corpus builder returned no {', '.join(missing)}")
+    if os.path.normpath(paths["fewshot_root"]) != os.path.normpath(paths["test_root"]):
+        raise ValueError(f"{where}: the few-shot pool and the test set must share a cache root "
+                         f"(got {paths['fewshot_root']} and {paths['test_root']})")
+    return Corpus(mesh_root=paths["pretrain_root"], pretrain_split=paths["pretrain_split"],
+                  scan_root=paths["scan_root"], scan_split=paths["pretrain_split"],
+                  labeled_root=paths["fewshot_root"], labeled_train=paths["fewshot_split"],
+                  labeled_test=paths["test_split"], cpac_root=paths["unpaired_root"],
+                  classes=tuple(paths["classes"]))
 
 
 def ensure(out_dir: str, scale: str, builder: str = STUDY_BUILDER, *,
            log: Callable[[str], None] = print, workers: int = 2) -> Corpus:
-    """The corpus at `out_dir`, built first (resumable: finished files are skipped) when its
-    manifest is missing."""
-    manifest = os.path.join(out_dir, MANIFEST)
-    if not os.path.isfile(manifest):
+    """The corpus at `out_dir`, built (or finished: the builder skips finished files and
+    returns in seconds when everything is there) at `scale`."""
+    if not os.path.isfile(os.path.join(out_dir, MANIFEST)):
         log(f"[study] building the study corpus ({scale}) in {out_dir} (first run only)")
-        paths = corpus_builder(builder, "study corpus builder")(
-            out_dir, scale=scale, workers=workers, log=log)
-        nio.write_json_atomic(manifest, dict(paths, scale=scale))
-    with open(manifest, encoding="utf-8") as f:
-        data = json.load(f)
-    if data.get("scale") != scale:
-        raise ValueError(f"{manifest}: corpus was built at scale {data.get('scale')!r}, the "
-                         f"preset wants {scale!r}; use another --corpus folder")
-    return from_json(data, manifest)
+    paths = corpus_builder(builder, "study corpus builder")(
+        out_dir, scale=scale, workers=workers, log=log if not os.path.isfile(
+            os.path.join(out_dir, MANIFEST)) else (lambda *_: None))
+    return from_builder(paths, builder)

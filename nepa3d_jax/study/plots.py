@@ -36,6 +36,7 @@ def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | N
                         label=f"{recipe}: {arm.replace('_', '-')}")
     if chance is not None:
         ax.axhline(chance, color="grey", lw=1, ls=":", label="chance")
+    ax.set_xticks(list(shots))
     ax.set_xlabel("labelled shapes per class (K)")
     ax.set_ylabel("test accuracy (points)")
     ax.set_title("Linear probe on frozen features (95% CI over pretraining seeds)")
