@@ -1,8 +1,8 @@
 """`nepa3d-prep <tool> [flags]`, the same as `python -m data_prep <tool> ...` and
 `python -m data_prep.<tool> ...`.
 
-Tools: meshes, scanobjectnn, unpaired_split, add_fps_order, synthetic, validate; each takes
-`--help`. Flags follow nepa3d_jax.cli: snake_case (kebab-case accepted), `--out` for what the
+Tools: meshes, scanobjectnn, unpaired_split, add_fps_order, synthetic (--profile demo|study),
+validate, study_baseline; each takes `--help`. Flags follow nepa3d_jax.cli: snake_case (kebab-case accepted), `--out` for what the
 tool writes, comma-separated lists.
 """
 
@@ -12,7 +12,8 @@ import importlib
 import sys
 from typing import Sequence
 
-TOOLS = ("meshes", "scanobjectnn", "unpaired_split", "add_fps_order", "synthetic", "validate")
+TOOLS = ("meshes", "scanobjectnn", "unpaired_split", "add_fps_order", "synthetic", "validate",
+         "study_baseline")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,7 @@ is the same in every scale, so a smaller scale is a subset of a larger one):
   scale   pretrain  train (labeled pool)  test   total (16 classes)
   tiny         3          2                 2       112   (cheap cache profile, for tests)
   small      192         25                40     4,112
-  full       400         40                80     8,320
+  full       500         40                80     9,920
 
 Layout under DIR:
   meshes/<class>/{pretrain,train,test}/<class>_<split>_<i>.off   the generated meshes
@@ -75,7 +75,7 @@ class Scale:
 
 SCALES = {"tiny": Scale(3, 2, 2, TINY_PROFILE, 256),
           "small": Scale(192, 25, 40),
-          "full": Scale(400, 40, 80)}
+          "full": Scale(500, 40, 80)}
 
 
 def resolve_scale(scale: str, n_pretrain: int | None = None, n_train: int | None = None,

@@ -202,13 +202,13 @@ def deform(mesh: trimesh.Trimesh, rng: np.random.Generator, strength: float = 1.
     half = max((hi - lo) / 2, 1e-6)
     zn = (v[:, 2] - (lo + hi) / 2) / half          # -1 .. 1 along the height
     if rng.random() < 0.5:                          # taper
-        v[:, :2] *= (1 + rng.uniform(-0.3, 0.3) * strength * zn)[:, None]
+        v[:, :2] *= (1 + rng.uniform(-0.25, 0.25) * strength * zn)[:, None]
     if rng.random() < 0.5:                          # twist about z
-        phi = rng.uniform(-0.6, 0.6) * strength * zn
+        phi = rng.uniform(-0.4, 0.4) * strength * zn
         c, s = np.cos(phi), np.sin(phi)
         v[:, 0], v[:, 1] = c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1]
     if rng.random() < 0.5:                          # bend: a parabola in a random vertical plane
-        k = rng.uniform(-0.2, 0.2) * strength * half
+        k = rng.uniform(-0.15, 0.15) * strength * half
         ang = rng.uniform(0, 2 * np.pi)
         v[:, :2] += (k * zn ** 2)[:, None] * np.array([np.cos(ang), np.sin(ang)])
     mesh.vertices = v

@@ -1,0 +1,214 @@
+"""Hand-crafted baseline of the study corpus: how hard is its classification without learning?
+
+  python -m data_prep.study_baseline --corpus data/study [--ks 1,5,10] [--episodes 10]
+      [--roots cache,scan_cache] [--out baseline.json]
+
+Features of each cache's `pc_xyz` (the point cloud every backend starts from): the D2 shape
+distribution (histogram of the distances between all pairs of the first 256 points of the
+cache's FPS order, 32 bins on [0, 2]; Osada et al. 2002) and the PCA eigenvalues of the cloud
+(sorted, with their two ratios), standardised on the training shapes. Classifier: multinomial
+logistic regression with an L2 penalty (scipy L-BFGS; loss C * sum of cross-entropies +
+|W|^2 / 2, bias not penalised), C from {1e-3 ... 1e3} by stratified k-fold accuracy on the
+training shapes (k = min(5, shapes per class); with one shape per class there is nothing to
+validate on and C = 1).
+
+Protocol: the labeled pool is the `train` split, the test set the `test` split. For each K,
+episode e trains on `nepa3d_jax.eval.cls.split.stratified_kshot(pool, K, seed=e)`, the files a
+classification run with `fewshot_k=K, fewshot_seed=e` (and no validation split) trains on;
+accuracy is reported as the mean over episodes with a 95% Student t interval. `pool` uses the
+whole labeled pool once. Chance is 1 / number of classes. `cache` holds complete surfaces,
+`scan_cache` partial single-view scans of the same shapes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.spatial.distance import pdist
+
+from nepa3d_jax import cli
+from nepa3d_jax import io as nio
+from nepa3d_jax.data.paths import label_from_path
+from nepa3d_jax.data.schema import CacheError, list_cache_files, load_cache
+from nepa3d_jax.eval.cls.split import stratified_kshot
+from nepa3d_jax.eval.stats import t_interval
+
+D2_POINTS, D2_BINS = 256, 32
+C_GRID = tuple(10.0 ** e for e in range(-3, 4))
+
+
+def shape_features(pc_xyz: np.ndarray, fps_order: np.ndarray | None = None) -> np.ndarray:
+    """D2 histogram (D2_BINS, sums to 1) + PCA eigenvalues (3, descending) + 2 ratios."""
+    pc = np.asarray(pc_xyz, np.float64)
+    sub = pc[np.asarray(fps_order)[:D2_POINTS]] if fps_order is not None else pc[:D2_POINTS]
+    hist = np.histogram(pdist(sub), bins=D2_BINS, range=(0.0, 2.0))[0].astype(np.float64)
+    hist /= max(hist.sum(), 1.0)
+    ev = np.sort(np.linalg.eigvalsh(np.cov(pc.T)))[::-1]
+    ratios = ev[1:] / max(ev[0], 1e-12)
+    return np.concatenate([hist, ev, ratios])
+
+
+def split_features(root: str, split: str) -> tuple[list[str], np.ndarray]:
+    """(sorted paths, features (N, F)) of every cache of `<root>/<split>/<class>/`."""
+    paths = list_cache_files(root, split)
+    if not paths:
+        raise FileNotFoundError(f"no caches under {os.path.join(root, split)}/<class>/")
+    feats = []
+    for p in paths:
+        z = load_cache(p, ["pc_xyz", "pc_fps_order"])
+        feats.append(shape_features(z["pc_xyz"], z["pc_fps_order"]))
+    return paths, np.stack(feats)
+
+
+def logreg_loss(theta: np.ndarray, xb: np.ndarray, onehot: np.ndarray,
+                c: float) -> tuple[float, np.ndarray]:
+    """(loss, gradient) of the L2 multinomial logistic regression; `xb` ends with a ones column
+    (the bias, not penalised), theta is the flattened (F + 1, n_classes) weights."""
+    w = theta.reshape(xb.shape[1], onehot.shape[1])
+    z = xb @ w
+    z -= z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    pen = w.copy()
+    pen[-1] = 0.0
+    grad = c * xb.T @ (np.exp(logp) - onehot) + pen
+    return -c * float((onehot * logp).sum()) + 0.5 * float((pen * w).sum()), grad.ravel()
+
+
+def fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, c: float) -> np.ndarray:
+    """(F + 1, n_classes) weights (last row: bias) minimising `logreg_loss` (L-BFGS)."""
+    xb = np.concatenate([x, np.ones((len(x), 1))], 1)
+    onehot = np.eye(n_classes)[y]
+    res = minimize(logreg_loss, np.zeros(xb.shape[1] * n_classes), args=(xb, onehot, c),
+                   jac=True, method="L-BFGS-B", options={"maxiter": 1000})
+    return res.x.reshape(xb.shape[1], n_classes)
+
+
+def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.argmax(np.concatenate([x, np.ones((len(x), 1))], 1) @ w, axis=1)
+
+
+def _folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Fold index per sample: each class's samples, shuffled, dealt round-robin."""
+    rng = np.random.RandomState(seed)
+    fold = np.zeros(len(y), np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        fold[rng.permutation(idx)] = np.arange(len(idx)) % k
+    return fold
+
+
+def choose_c(x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    """C of the best stratified k-fold accuracy (ties: the smaller C); 1.0 without folds."""
+    k = min(5, int(np.bincount(y).min()))
+    if k < 2:
+        return 1.0
+    fold = _folds(y, k)
+    best, best_c = -1.0, 1.0
+    for c in C_GRID:
+        acc = []
+        for f in range(k):
+            tr, va = fold != f, fold == f
+            mu, sd = _standardiser(x[tr])
+            w = fit_logreg((x[tr] - mu) / sd, y[tr], n_classes, c)
+            acc.append(np.mean(predict(w, (x[va] - mu) / sd) == y[va]))
+        if np.mean(acc) > best + 1e-12:
+            best, best_c = float(np.mean(acc)), c
+    return best_c
+
+
+def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return x.mean(0), np.maximum(x.std(0), 1e-8)
+
+
+def train_and_test(x_tr, y_tr, x_te, y_te, n_classes: int) -> dict:
+    c = choose_c(x_tr, y_tr, n_classes)
+    mu, sd = _standardiser(x_tr)
+    pred = predict(fit_logreg((x_tr - mu) / sd, y_tr, n_classes, c), (x_te - mu) / sd)
+    return {"acc": float(np.mean(pred == y_te)), "C": c, "pred": pred}
+
+
+def _confused_pairs(y: np.ndarray, pred: np.ndarray, classes: Sequence[str], top: int = 6):
+    m = np.zeros((len(classes), len(classes)), np.int64)
+    np.add.at(m, (y, pred), 1)
+    sym = m + m.T
+    pairs = [(int(sym[i, j]), classes[i], classes[j]) for i in range(len(classes))
+             for j in range(i + 1, len(classes)) if sym[i, j] > 0]
+    return [{"pair": [a, b], "errors": n} for n, a, b in sorted(pairs, reverse=True)[:top]]
+
+
+def evaluate_root(root: str, ks: Sequence[int] = (1, 5, 10), episodes: int = 10,
+                  train_split: str = "train", test_split: str = "test") -> dict:
+    """The baseline on one cache root: accuracy per K (over episodes) and on the whole pool."""
+    tr_paths, x_tr = split_features(root, train_split)
+    te_paths, x_te = split_features(root, test_split)
+    classes = sorted({label_from_path(p) for p in tr_paths})
+    index = {c: i for i, c in enumerate(classes)}
+    missing = sorted({label_from_path(p) for p in te_paths} - set(index))
+    if missing:
+        raise ValueError(f"{root}: test classes {missing} have no labeled shapes")
+    y_tr = np.array([index[label_from_path(p)] for p in tr_paths])
+    y_te = np.array([index[label_from_path(p)] for p in te_paths])
+    row_of = {p: i for i, p in enumerate(tr_paths)}
+    out = {"root": root, "n_classes": len(classes), "chance": 1.0 / len(classes),
+           "n_pool": len(tr_paths), "n_test": len(te_paths), "by_k": {}}
+    for k in ks:
+        accs, cs = [], []
+        for e in range(episodes):
+            rows = [row_of[p] for p in stratified_kshot(tr_paths, int(k), seed=e)]
+            r = train_and_test(x_tr[rows], y_tr[rows], x_te, y_te, len(classes))
+            accs.append(r["acc"])
+            cs.append(r["C"])
+        out["by_k"][str(k)] = {**t_interval(accs), "C": cs}
+    r = train_and_test(x_tr, y_tr, x_te, y_te, len(classes))
+    out["pool"] = {"acc": r["acc"], "C": r["C"],
+                   "most_confused": _confused_pairs(y_te, r["pred"], classes)}
+    return out
+
+
+def format_table(results: dict) -> str:
+    lines = ["| root | chance | " + " | ".join(f"K={k}" for k in
+                                                next(iter(results.values()))["by_k"])
+             + " | pool |", "|---" * (3 + len(next(iter(results.values()))["by_k"])) + "|"]
+    for name, r in results.items():
+        cells = []
+        for v in r["by_k"].values():
+            ci = "" if v["ci_low"] is None else f" [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+            cells.append(f"{v['mean']:.3f}{ci}")
+        lines.append(f"| {name} | {r['chance']:.3f} | " + " | ".join(cells)
+                     + f" | {r['pool']['acc']:.3f} (n={r['n_pool']}) |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = cli.ArgumentParser(prog="python -m data_prep.study_baseline", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", required=True, help="study corpus folder (data_prep.synthetic "
+                    "--profile study)")
+    cli.add_list(ap, "--roots", default=("cache", "scan_cache"), help="cache roots under it")
+    cli.add_list(ap, "--ks", default=(1, 5, 10), item_type=int, help="labeled shapes per class")
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--out", default=None, help="results JSON to write")
+    args = ap.parse_args(argv)
+    if args.episodes < 1 or any(k < 1 for k in args.ks):
+        print("error: --episodes and every --ks value must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        results = {r: evaluate_root(os.path.join(args.corpus, r), args.ks, args.episodes)
+                   for r in args.roots}
+    except (FileNotFoundError, ValueError, CacheError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.out:
+        from data_prep.atomic import atomic_write_text
+        atomic_write_text(args.out, nio.dumps(results, indent=2))
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
