@@ -125,9 +125,11 @@ class QueryNepa(nn.Module):
         return z, self.pred_head(h), h
 
     def represent(self, feat_BTF: jax.Array, type_id_BT: jax.Array, rows_M: jax.Array, *,
-                  is_causal: bool = True) -> tuple[jax.Array, jax.Array]:
+                  is_causal: bool = True, attn_mask_BTT: jax.Array | None = None
+                  ) -> tuple[jax.Array, jax.Array]:
         """(z_hat, h) at the positions `rows_M` only, each (B, M, d_model): the same values as
-        `__call__`'s rows, with the last layer computed for those rows alone (inference)."""
+        `__call__`'s rows, with the last layer computed for those rows alone (inference).
+        `attn_mask_BTT` as in `__call__` (e.g. CPAC's opt-in query isolation)."""
         z = self.embed_tokens(feat_BTF, type_id_BT)
-        h = self._encode(z, None, is_causal, rows_M)
+        h = self._encode(z, attn_mask_BTT, is_causal, rows_M)
         return self.pred_head(h), h

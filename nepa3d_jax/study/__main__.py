@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     cli.add_list(ap, "--seeds", default=(), help="pretraining seeds (default: the preset's)")
     cli.add_list(ap, "--recipes", default=(),
                  help=f"recipes (default: the preset's); known: {', '.join(recipes.RECIPES)}")
+    cli.add_list(ap, "--set", default=(),
+                 help="preset overrides STAGE:FIELD=VALUE, e.g. pretrain:train.num_steps=500 "
+                      "(stages: pretrain, probe, cpac; VALUE is read as Python/JSON)")
     ap.add_argument("--headline", default="", help="recipe of the last line (default: the first)")
     ap.add_argument("--workers", type=int, default=2, help="corpus build processes")
     return ap
@@ -52,6 +55,8 @@ def run(args: argparse.Namespace) -> dict:
     from nepa3d_jax.train.programs import Programs
 
     preset = presets.get(args.preset)
+    for item in args.set:
+        presets.apply_override(preset, item)
     seeds = [int(s) for s in (args.seeds or preset["seeds"])]
     names = list(args.recipes or preset["recipes"])
     for name in names:
@@ -70,7 +75,8 @@ def run(args: argparse.Namespace) -> dict:
     for name in names:
         for i, seed in enumerate(seeds):
             arms.append(study_arms.run_arm(preset, name, seed, corpus, out, programs=programs,
-                                           render=i == 0))
+                                           render=i == 0,
+                                           validate="header" if arms else "full"))
             nio.write_json_atomic(os.path.join(out, "arms.json"), arms)
     shots = [int(k) for k in str(preset["probe"]["shots"]).split(",")]
     summary = report.summarise(arms, shots)

@@ -47,8 +47,8 @@ def _mixture(corpus: Corpus, kind: str) -> ml_collections.ConfigDict:
     raise ValueError(f"recipe mixture {kind!r}: mesh_udf_scan | pointcloud")
 
 
-def pretrain_config(preset: dict, recipe: str, seed: int, corpus: Corpus, workdir: str
-                    ) -> ml_collections.ConfigDict:
+def pretrain_config(preset: dict, recipe: str, seed: int, corpus: Corpus, workdir: str,
+                    validate: str = "full") -> ml_collections.ConfigDict:
     c = jobs.default_config("pretrain")
     c.workdir = workdir
     c.seed = int(seed)
@@ -57,6 +57,7 @@ def pretrain_config(preset: dict, recipe: str, seed: int, corpus: Corpus, workdi
     c.data.mix = _mixture(corpus, spec.get("mixture", "mesh_udf_scan"))
     c.data.loader = "threads"
     c.data.workers = 2
+    c.data.validate = validate
     for dotted, value in {**preset["pretrain"], **spec.get("pretrain", {})}.items():
         set_field(c, dotted, value, f"study recipe {recipe!r}")
     return c
@@ -86,15 +87,18 @@ def cpac_config(preset: dict, recipe: str, corpus: Corpus, ckpt: str, out_json: 
 
 
 def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, *,
-            programs: Any = None, render: bool = False,
+            programs: Any = None, render: bool = False, validate: str = "full",
             log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Pretrain (resumes a finished run at once), probe, CPAC; returns the arm's numbers."""
+    """Pretrain (resumes a finished run at once), probe, CPAC; returns the arm's numbers.
+    `validate`: the pretraining run's cache check (the study checks every cache fully in its
+    first run and reads only the headers after that: the corpus does not change between arms)."""
     from nepa3d_jax.train import loop
 
     arm_dir = os.path.join(out_dir, "runs", recipe, f"seed{seed}")
     workdir = os.path.join(arm_dir, "run")
     log(f"[study] {recipe} seed {seed}: pretraining in {workdir}")
-    train = loop.run(pretrain_config(preset, recipe, seed, corpus, workdir), programs=programs)
+    train = loop.run(pretrain_config(preset, recipe, seed, corpus, workdir, validate),
+                     programs=programs)
     log(f"[study] {recipe} seed {seed}: probes (pretrained and random-init)")
     probe = jobs.run(probe_config(preset, recipe, corpus, workdir,
                                   os.path.join(arm_dir, "probe.json")))

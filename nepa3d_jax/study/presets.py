@@ -11,13 +11,14 @@ CPAC's sequence (context + queries, as Q/A tokens) is as long as the pretraining
 
 from __future__ import annotations
 
+import ast
 import copy
 from typing import Any
 
 _SMALL_PRETRAIN = {
-    "model.d_model": 128, "model.layers": 4, "model.heads": 4,
+    "model.d_model": 96, "model.layers": 3, "model.heads": 4,
     "data.n_point": 96, "data.n_ray": 32, "data.max_len": -1, "data.mix_num_samples": 4000,
-    "train.batch_per_device": 16, "train.num_steps": 1500, "train.base_lr": 5e-4,
+    "train.batch_per_device": 16, "train.num_steps": 1200, "train.base_lr": 5e-4,
     "train.lr_scale": False, "train.log_every_steps": 25, "train.checkpoint_every_steps": 500,
 }
 
@@ -52,3 +53,17 @@ def get(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ValueError(f"--preset {name!r}: one of {', '.join(PRESETS)}")
     return copy.deepcopy(PRESETS[name])
+
+
+def apply_override(preset: dict[str, Any], item: str) -> None:
+    """`STAGE:FIELD=VALUE` (e.g. `pretrain:train.num_steps=500`) into a preset, in place."""
+    stage, sep, rest = item.partition(":")
+    field, eq, text = rest.partition("=")
+    if not sep or not eq or stage not in ("pretrain", "probe", "cpac") or not field:
+        raise ValueError(f"--set {item!r}: expected STAGE:FIELD=VALUE with STAGE one of "
+                         "pretrain, probe, cpac")
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    preset[stage][field] = value
