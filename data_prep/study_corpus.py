@@ -223,7 +223,8 @@ def build_study_corpus(out_dir: str, scale: str = "small", seed: int = 0, worker
                        classes: Sequence[str] | None = None, profile: Profile | None = None,
                        n_pretrain: int | None = None, n_train: int | None = None,
                        n_test: int | None = None, log=print, compress: str = "zlib") -> dict:
-    """Build (or finish) the study corpus under `out_dir`; returns `corpus_paths`.
+    """Build (or finish) the study corpus under `out_dir`; returns `corpus_paths` plus
+    `scale`, `seed` and `per_class` (shapes per class of each split).
 
     `classes` (default: all of `study_shapes.STUDY_CLASSES`) and `profile` (default: the
     scale's) exist for quick tests and experiments; the counts override the scale's."""
@@ -241,6 +242,7 @@ def build_study_corpus(out_dir: str, scale: str = "small", seed: int = 0, worker
     request = _request(sc, seed, classes)
     _check_request(out_dir, request)
     paths = corpus_paths(out_dir, classes)
+    paths.update(scale=scale, seed=int(seed), per_class={k: getattr(sc, k) for k in SPLITS})
     atomic_write_text(os.path.join(out_dir, "classes.txt"), "\n".join(classes) + "\n")
 
     write_meshes_and_scans(out_dir, classes, sc, seed, max(1, int(workers)), log)

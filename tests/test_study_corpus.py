@@ -2,6 +2,7 @@
 scale: layout, counts, cache contract, CPAC view, determinism, resume, refusals; its
 confusable classes differ geometrically; the hand-crafted baseline runs."""
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,7 @@ def test_layout_counts_and_contract(tiny):
     classes = list(study_shapes.STUDY_CLASSES)
     assert len(classes) == 16 and classes == sorted(classes)
     assert paths["classes"] == classes
+    assert (paths["scale"], paths["seed"], paths["per_class"]) == ("tiny", 0, PER_CLASS)
     assert (out / "classes.txt").read_text().split() == classes
     assert (paths["pretrain_split"], paths["fewshot_split"], paths["test_split"]) == (
         "pretrain", "train", "test")
@@ -78,7 +80,6 @@ def test_layout_counts_and_contract(tiny):
     n, problems = validate.validate_root(paths["unpaired_root"], list(unpaired_split.ALL_PARTS),
                                          ["mesh", "udfgrid"])
     assert (n, problems) == (80, [])
-    import json
     manifest = json.loads((out / "study.json").read_text())
     assert manifest["shapes"] == {"pretrain": 48, "train": 32, "test": 32}
     assert manifest["request"]["per_class"] == PER_CLASS
@@ -182,6 +183,10 @@ def test_logistic_regression_gradient_and_a_separable_problem():
     err = check_grad(lambda t: loss(t, xb, onehot, 2.0)[0], lambda t: loss(t, xb, onehot, 2.0)[1],
                      theta)
     assert err < 1e-4 * np.linalg.norm(loss(theta, xb, onehot, 2.0)[1])
+    v = rng.normal(size=theta.shape)                  # Hessian-vector product vs differences
+    fd = (loss(theta + 1e-6 * v, xb, onehot, 2.0)[1] - loss(theta - 1e-6 * v, xb, onehot, 2.0)[1])
+    hv = study_baseline.logreg_hessp(theta, v, xb, onehot, 2.0)
+    assert np.abs(fd / 2e-6 - hv).max() < 1e-5 * np.abs(hv).max()
     w = study_baseline.fit_logreg(x, y, 4, 100.0)
     assert np.mean(study_baseline.predict(w, x) == y) > 0.95
 
