@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.episodes = 5                    # fixed episodes per K, shared by every arm
   c.episode_seed = 0
   c.logreg_cs = "0.01,0.1,1,10,100"
-  c.cv_folds = 3
+  c.cv_folds = 5                    # at most; fewer when a class has fewer shapes
   c.knn_k = "1,5"
   c.random_init_baseline = 1        # also probe the same architecture freshly initialised
   return c

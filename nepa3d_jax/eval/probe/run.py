@@ -79,15 +79,14 @@ def _episodes(paths: list[str], k: int, n: int, seed: int) -> list[np.ndarray]:
     if k == 0:
         return [np.arange(len(paths))]
     return [np.asarray([where[p] for p in cls_split.stratified_kshot(paths, k, seed * 1000 + e)])
-            for e in range(n)]
+            for e in range(n)]  # episode_seed 0: seeds 0..n-1, the hand-crafted baseline's
 
 
 def score(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-          cs: list[float], folds: int, knn: list[int]) -> dict[str, float]:
+          n_classes: int, cs: list[float], folds: int, knn: list[int]) -> dict[str, float]:
     """Test accuracies of the logistic probe (C by CV on the training rows) and each k-NN."""
-    c = classifiers.choose_c(train_x, train_y, cs, folds)
-    out = {"logreg": float((classifiers.fit_logreg(train_x, train_y, c).predict(test_x)
-                            == test_y).mean()), "logreg_c": c}
+    r = classifiers.train_and_test(train_x, train_y, test_x, test_y, n_classes, cs, folds)
+    out = {"logreg": r["acc"], "logreg_c": r["C"]}
     for k in knn:
         out[f"knn{k}"] = float((classifiers.knn_predict(train_x, train_y, test_x, k)
                                 == test_y).mean())
@@ -145,7 +144,8 @@ def run(config: ml_collections.ConfigDict) -> dict:
             per_k = {}
             for k, eps in episodes.items():
                 runs = [score(f["train"][key][idx], y_train[idx], f["test"][key], y_test,
-                              lists["cs"], int(c.cv_folds), lists["knn"]) for idx in eps]
+                              len(label_map), lists["cs"], int(c.cv_folds), lists["knn"])
+                        for idx in eps]
                 per_k[f"K{k}"] = {m: [r[m] for r in runs] for m in runs[0]}
             out_arms[arm][name] = per_k
     head = f"{lists['headline'][0]}:{lists['headline'][1]}"
