@@ -59,13 +59,21 @@ def test_every_recipe_names_real_fields():
     from nepa3d_jax import jobs
     from nepa3d_jax.study import arms
     for name, recipe in recipes.RECIPES.items():
-        for stage, job in (("pretrain", "pretrain"), ("probe", "probe"), ("cpac", "cpac_udf")):
+        for stage, job in (("pretrain", "pretrain"), ("probe", "probe"), ("cpac", "cpac_udf"),
+                           ("finetune", "finetune_cls")):
             c = jobs.default_config(job)
             for dotted, value in recipe.get(stage, {}).items():
                 arms.set_field(c, dotted, value, name)
+    stages = (("pretrain", "pretrain"), ("probe", "probe"), ("cpac", "cpac_udf"),
+              ("finetune", "finetune_cls"))
     for name, preset in presets.PRESETS.items():
         for name_r in preset["recipes"]:
             recipes.get(name_r)
+        for stage, job in stages:  # every preset field is a real field of its job's config
+            c = jobs.default_config(job)
+            for dotted, value in preset.get(stage, {}).items():
+                if dotted != "shots":
+                    arms.set_field(c, dotted, value, f"preset {name} {stage}")
         n = preset["pretrain"]["data.n_point"] + preset["pretrain"]["data.n_ray"]
         assert preset["cpac"]["n_context"] + preset["cpac"]["n_query"] == n, name
 

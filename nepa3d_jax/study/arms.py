@@ -86,6 +86,22 @@ def cpac_config(preset: dict, recipe: str, corpus: Corpus, ckpt: str, out_json: 
     return c
 
 
+def finetune_config(preset: dict, recipe: str, corpus: Corpus, ckpt: str, k: int,
+                    out_json: str) -> ml_collections.ConfigDict:
+    """Few-shot fine-tuning on K shapes per class of the labelled pool (episode = fewshot_seed,
+    the same files for the pretrained model and its random init), scored on the test split."""
+    c = jobs.default_config("finetune_cls")
+    c.ckpt, c.out_json, c.progress = ckpt, out_json, False
+    c.cache_root = corpus.labeled_root
+    c.fewshot_k = int(k)
+    c.random_init_baseline = 1
+    for dotted, value in {**preset["finetune"], **recipes.get(recipe).get("finetune", {})
+                          }.items():
+        if dotted != "shots":
+            set_field(c, dotted, value, f"study recipe {recipe!r} (finetune)")
+    return c
+
+
 def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, *,
             programs: Any = None, render: bool = False, validate: str = "full",
             log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -106,7 +122,16 @@ def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, 
     png = os.path.join(out_dir, f"cpac_sheet_{recipe}.png") if render else ""
     cpac = jobs.run(cpac_config(preset, recipe, corpus, workdir,
                                 os.path.join(arm_dir, "cpac_udf.json"), png))
-    return dict(recipe=recipe, seed=int(seed), workdir=workdir, train=dict(
+    finetune = {}
+    if preset.get("finetune"):
+        for k in [int(x) for x in str(preset["finetune"]["shots"]).split(",")]:
+            log(f"[study] {recipe} seed {seed}: few-shot fine-tuning K={k} (pretrained and "
+                "random-init)")
+            r = jobs.run(finetune_config(preset, recipe, corpus, workdir, k,
+                                         os.path.join(arm_dir, f"finetune_k{k}.json")))
+            finetune[f"K{k}"] = {arm: r["summary"][arm]["test_acc"]["mean"]
+                                 for arm in ("pretrained", "random_init") if arm in r["summary"]}
+    return dict(recipe=recipe, seed=int(seed), workdir=workdir, finetune=finetune, train=dict(
         final_loss=train.get("final_loss"), losses=train.get("losses"),
         steps=train.get("step"), collapse=train.get("collapse")),
         probe=dict(summary=probe["summary"], protocol=probe["protocol"]),

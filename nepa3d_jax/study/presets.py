@@ -43,8 +43,13 @@ PRESETS: dict[str, dict[str, Any]] = {
               "head_train_max_shapes": 240, "render_shapes": 4, "mesh_grid_res": 24,
               "mesh_chunk_n_query": 64}),
 }
+# Few-shot fine-tuning (the classification protocol on K shapes per class): `full` only, it is
+# the costliest stage (two fine-tunes per K and seed).
+_FINETUNE = {"shots": "1,5,10", "epochs": 40, "batch": 32, "lr": 5e-4, "val_ratio": 0.1,
+             "mc_eval_k_test": 1, "n_point": -1}
 PRESETS["full"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2, 3, 4],
-                       recipes=["original", "readout"])
+                       recipes=["original", "readout", "content_std", "answer"],
+                       finetune=dict(_FINETUNE))
 PRESETS["abcd"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2],
                        recipes=["original", "abcd_B", "abcd_C", "abcd_D"])
 
@@ -59,9 +64,10 @@ def apply_override(preset: dict[str, Any], item: str) -> None:
     """`STAGE:FIELD=VALUE` (e.g. `pretrain:train.num_steps=500`) into a preset, in place."""
     stage, sep, rest = item.partition(":")
     field, eq, text = rest.partition("=")
-    if not sep or not eq or stage not in ("pretrain", "probe", "cpac") or not field:
+    if not sep or not eq or stage not in ("pretrain", "probe", "cpac", "finetune") or not field:
         raise ValueError(f"--set {item!r}: expected STAGE:FIELD=VALUE with STAGE one of "
-                         "pretrain, probe, cpac")
+                         "pretrain, probe, cpac, finetune")
+    preset.setdefault(stage, {})
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -47,6 +47,12 @@ def summarise(arms: list[dict], shots: Sequence[int]) -> dict[str, Any]:
                 if None in pre or None in rnd:
                     continue
                 block["probe"][f"K{k}"][m] = _pair(pre, rnd, 100.0)
+        block["finetune"] = {}
+        for kk in rows[0].get("finetune", {}):
+            pre = [a["finetune"][kk].get("pretrained") for a in rows]
+            rnd = [a["finetune"][kk].get("random_init") for a in rows]
+            if None not in pre and None not in rnd:
+                block["finetune"][kk] = _pair(pre, rnd, 100.0)
         pre = [_cpac_mae(a, "pretrained") for a in rows]
         rnd = [_cpac_mae(a, "random_init") for a in rows]
         if None not in pre and None not in rnd:
@@ -99,6 +105,13 @@ def markdown(summary: dict, shots: Sequence[int], preset: str, descriptions: dic
         cells += [_fmt((cpac or {}).get("pretrained"), 4), _fmt((cpac or {}).get("random_init"), 4),
                   _delta_text(cpac, 4), _fmt(b.get("nn_copy_mae"), 4)]
         lines.append("| " + " | ".join(cells) + " |")
+    ft = [(r, kk, pair) for r, b in summary.items() for kk, pair in b.get("finetune", {}).items()]
+    if ft:
+        lines += ["", "Few-shot fine-tuning (test accuracy in points; both arms on the same "
+                  "K-shot files):", "", "| recipe | K | pretrained | random-init | delta |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| `{r}` | {kk[1:]} | {_fmt(p['pretrained'])} | {_fmt(p['random_init'])} | "
+                  f"{_delta_text(p, 1)} |" for r, kk, p in ft]
     lines += ["", "Recipes:"] + [f"- `{r}`: {d}" for r, d in descriptions.items()]
     chance = next(iter(summary.values())).get("chance")
     if chance is not None:
