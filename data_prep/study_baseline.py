@@ -28,7 +28,6 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.spatial.distance import pdist
 
 from nepa3d_jax import cli
@@ -36,10 +35,10 @@ from nepa3d_jax import atomic_io
 from nepa3d_jax.data.paths import label_from_path
 from nepa3d_jax.data.schema import CacheError, list_cache_files, load_cache
 from nepa3d_jax.eval.cls.split import stratified_kshot
+from nepa3d_jax.eval.probe.classifiers import train_and_test
 from nepa3d_jax.eval.stats import t_interval
 
 D2_POINTS, D2_BINS = 256, 32
-C_GRID = tuple(10.0 ** e for e in range(-2, 3))      # ascending: each fit starts from the last
 
 
 def shape_features(pc_xyz: np.ndarray, fps_order: np.ndarray | None = None) -> np.ndarray:
@@ -63,89 +62,6 @@ def split_features(root: str, split: str) -> tuple[list[str], np.ndarray]:
         z = load_cache(p, ["pc_xyz", "pc_fps_order"])
         feats.append(shape_features(z["pc_xyz"], z["pc_fps_order"]))
     return paths, np.stack(feats)
-
-
-def logreg_loss(theta: np.ndarray, xb: np.ndarray, onehot: np.ndarray,
-                c: float) -> tuple[float, np.ndarray]:
-    """(loss, gradient) of the L2 multinomial logistic regression; `xb` ends with a ones column
-    (the bias, not penalised), theta is the flattened (F + 1, n_classes) weights."""
-    w = theta.reshape(xb.shape[1], onehot.shape[1])
-    z = xb @ w
-    z -= z.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    pen = w.copy()
-    pen[-1] = 0.0
-    grad = c * xb.T @ (np.exp(logp) - onehot) + pen
-    return -c * float((onehot * logp).sum()) + 0.5 * float((pen * w).sum()), grad.ravel()
-
-
-def logreg_hessp(theta: np.ndarray, v: np.ndarray, xb: np.ndarray, onehot: np.ndarray,
-                 c: float) -> np.ndarray:
-    """Hessian of `logreg_loss` at theta times v (for Newton-CG; no Hessian is formed)."""
-    k = onehot.shape[1]
-    w, vm = theta.reshape(xb.shape[1], k), v.reshape(xb.shape[1], k)
-    z = xb @ w
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    a = xb @ vm
-    pen = vm.copy()
-    pen[-1] = 0.0
-    return (c * xb.T @ (p * a - p * (p * a).sum(1, keepdims=True)) + pen).ravel()
-
-
-def fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, c: float,
-               init: np.ndarray | None = None) -> np.ndarray:
-    """(F + 1, n_classes) weights (last row: bias) minimising `logreg_loss` by Newton-CG from
-    `init` (zeros by default). Newton-CG rather than L-BFGS: its work is a few large numpy
-    products, where scipy's L-BFGS-B spends ~100x longer in tiny multithreaded BLAS calls."""
-    xb = np.concatenate([x, np.ones((len(x), 1))], 1)
-    onehot = np.eye(n_classes)[y]
-    start = np.zeros(xb.shape[1] * n_classes) if init is None else np.ravel(init)
-    res = minimize(logreg_loss, start, args=(xb, onehot, c), jac=True, hessp=logreg_hessp,
-                   method="Newton-CG", options={"maxiter": 200})
-    return res.x.reshape(xb.shape[1], n_classes)
-
-
-def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.argmax(np.concatenate([x, np.ones((len(x), 1))], 1) @ w, axis=1)
-
-
-def _folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """Fold index per sample: each class's samples, shuffled, dealt round-robin."""
-    rng = np.random.RandomState(seed)
-    fold = np.zeros(len(y), np.int64)
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        fold[rng.permutation(idx)] = np.arange(len(idx)) % k
-    return fold
-
-
-def choose_c(x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
-    """C of the best stratified k-fold accuracy (ties: the smaller C); 1.0 without folds."""
-    k = min(5, int(np.bincount(y).min()))
-    if k < 2:
-        return 1.0
-    fold = _folds(y, k)
-    acc = np.zeros(len(C_GRID))
-    for f in range(k):
-        tr, va = fold != f, fold == f
-        mu, sd = _standardiser(x[tr])
-        w = None
-        for i, c in enumerate(C_GRID):
-            w = fit_logreg((x[tr] - mu) / sd, y[tr], n_classes, c, init=w)
-            acc[i] += np.mean(predict(w, (x[va] - mu) / sd) == y[va]) / k
-    return float(C_GRID[int(np.argmax(acc))])        # first maximum: the smaller C
-
-
-def _standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return x.mean(0), np.maximum(x.std(0), 1e-8)
-
-
-def train_and_test(x_tr, y_tr, x_te, y_te, n_classes: int) -> dict:
-    c = choose_c(x_tr, y_tr, n_classes)
-    mu, sd = _standardiser(x_tr)
-    pred = predict(fit_logreg((x_tr - mu) / sd, y_tr, n_classes, c), (x_te - mu) / sd)
-    return {"acc": float(np.mean(pred == y_te)), "C": c, "pred": pred}
 
 
 def _confused_pairs(y: np.ndarray, pred: np.ndarray, classes: Sequence[str], top: int = 6):

@@ -92,6 +92,9 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         check="nepa3d_jax.eval.job_checks:cpac_udf",
         paired="nepa3d_jax.eval.compare_stats:cpac_paired",
         outputs=(Output("cpac", "cpac_udf", "CPAC"),)),
+    # Frozen-feature probes (the study's readout): its own results, not a bundle step.
+    Job("probe", "nepa3d_jax.eval.probe.run", "nepa3d_jax.eval.probe.defaults:get_config",
+        label="probe", check="nepa3d_jax.eval.probe.run:check_config"),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
         evaluator=False, check="nepa3d_jax.eval.job_checks:eval_bundle"),
 )}

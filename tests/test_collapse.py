@@ -145,7 +145,7 @@ def test_diagnostics_are_computed_on_logged_steps_only():
     present = jnp.ones((2, 5), bool)
     fixed = dict(sizes=None, tokens=None, objective="nepa", nepa_target="full", mask_ratio=0.4,
                  dual_mask_near=0.0, dual_mask_far=0.0, dual_mask_type_aware=False,
-                 dual_mask_warmup_steps=1, seed=0)
+                 dual_mask_warmup_steps=1, answer_loss_weight=0.0, seed=0)
     spec = step_lib.StepSpec(**fixed, diagnostics_every=3)
     fn = jax.jit(lambda s: step_lib.when_logged(
         spec, s, lambda: collapse.collapse_metrics(z, present, "z")))

@@ -92,6 +92,10 @@ ALLOWED_RECEIVERS = {
     ("nepa3d_jax/review/mix_check.py", "args"): "an original run's argparse args (as above)",
     ("nepa3d_jax/data/mixture.py", "d"): "an entry of an original-format mix YAML",
     ("nepa3d_jax/data/mixture.py", "top"): "the top level of an original-format mix YAML",
+    ("nepa3d_jax/study/arms.py", "recipes.get(recipe)"): "a recipe's stages (a recipe names "
+    "only the stages it changes)",
+    ("nepa3d_jax/study/report.py", "a['probe']['summary']"): "an arm's probe summary (no "
+    "random_init block when the baseline was off)",
     ("nepa3d_jax/eval/console.py", "result"): "a job's result dict (what it reported)",
     ("nepa3d_jax/eval/cls/finetune.py", "pre"): "a checkpoint's recorded data settings ({} when "
     "training from scratch)",

@@ -14,6 +14,7 @@ from scipy.optimize import check_grad
 
 from data_prep import study_baseline, study_corpus, study_shapes, unpaired_split, validate
 from data_prep.runner import shape_rng
+from nepa3d_jax.eval.probe import classifiers
 
 QUIET = dict(log=lambda *_: None)
 PER_CLASS = {"pretrain": 3, "train": 2, "test": 2}       # the tiny scale
@@ -179,16 +180,16 @@ def test_logistic_regression_gradient_and_a_separable_problem():
     y = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 0).astype(int)
     theta = rng.normal(size=5 * 4) * 0.1
     xb, onehot = np.concatenate([x, np.ones((60, 1))], 1), np.eye(4)[y]
-    loss = study_baseline.logreg_loss
+    loss = classifiers.logreg_loss
     err = check_grad(lambda t: loss(t, xb, onehot, 2.0)[0], lambda t: loss(t, xb, onehot, 2.0)[1],
                      theta)
     assert err < 1e-4 * np.linalg.norm(loss(theta, xb, onehot, 2.0)[1])
     v = rng.normal(size=theta.shape)                  # Hessian-vector product vs differences
     fd = (loss(theta + 1e-6 * v, xb, onehot, 2.0)[1] - loss(theta - 1e-6 * v, xb, onehot, 2.0)[1])
-    hv = study_baseline.logreg_hessp(theta, v, xb, onehot, 2.0)
+    hv = classifiers.logreg_hessp(theta, v, xb, onehot, 2.0)
     assert np.abs(fd / 2e-6 - hv).max() < 1e-5 * np.abs(hv).max()
-    w = study_baseline.fit_logreg(x, y, 4, 100.0)
-    assert np.mean(study_baseline.predict(w, x) == y) > 0.95
+    w = classifiers.fit_logreg(x, y, 4, 100.0)
+    assert np.mean(classifiers.predict(w, x) == y) > 0.95
 
 
 def test_baseline_on_tiny_corpus(tiny):

@@ -137,7 +137,10 @@ def load_pretrained(path: str | os.PathLike, *, max_len: int | None = None,
         raise FileNotFoundError(f"no checkpoint file or run directory at {path}")
     if attention is None:
         attention = str(config.model.attention)
-    model = QueryNepa(attention=attention, dtype=dtype, **spec.model_kwargs())
+    # The type table's init std is no shape: it comes from the run's config, so a random-init
+    # baseline of this checkpoint draws its parameters as the run did.
+    model = QueryNepa(attention=attention, dtype=dtype, type_emb_std=float(config.model.type_emb_std),
+                      **spec.model_kwargs())
     check_params(model, params, path)
     check_finite(params, path)
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)

@@ -15,6 +15,10 @@ Name mapping (torch state dict -> Flax params; `W.T` = transposed, torch Linear 
   backbone.enc.layers.{i}.norm{1,2}.weight / .bias
                                               backbone/layers_{i}/norm{1,2}/scale / bias
   pred_head.weight / .bias                    pred_head/kernel (W.T) / bias
+  final_norm.weight / .bias                   final_ln/scale / bias   (ours, opt-in
+                                              `model.final_norm`; the original has none)
+  answer_head.weight / .bias                  answer_proj/kernel (W.T) / bias  (ours, opt-in
+                                              `train.answer_loss_weight`)
 
 Sizes come from the tensors (d_model, n_types, layers, mlp width, max_len); only the head
 count is not recoverable from shapes and comes from the checkpoint's `args["heads"]`.
@@ -62,6 +66,14 @@ _TOP_PARTS = {
     "pred_head.weight": (("pred_head", "kernel"), True),
     "pred_head.bias": (("pred_head", "bias"), False),
 }
+_FINAL_NORM_PARTS = {  # only in models built with model.final_norm (not the original's)
+    "final_norm.weight": (("final_ln", "scale"), False),
+    "final_norm.bias": (("final_ln", "bias"), False),
+}
+_ANSWER_HEAD_PARTS = {  # only in models pretrained with train.answer_loss_weight > 0
+    "answer_head.weight": (("answer_proj", "kernel"), True),
+    "answer_head.bias": (("answer_proj", "bias"), False),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +86,8 @@ class ModelSpec:
     max_len: int
     n_types: int
     feat_dim: int = 15
+    final_norm: bool = False
+    answer_head: bool = False
 
     @property
     def mlp_ratio(self) -> float:
@@ -82,12 +96,18 @@ class ModelSpec:
     def model_kwargs(self) -> dict[str, Any]:
         return dict(d_model=self.d_model, layers=self.layers, heads=self.heads,
                     mlp_ratio=self.mlp_ratio, max_len=self.max_len, n_types=self.n_types,
-                    feat_dim=self.feat_dim)
+                    feat_dim=self.feat_dim, final_norm=self.final_norm,
+                    answer_head=self.answer_head)
 
 
-def mapping_table(layers: int) -> dict[str, tuple[tuple[str, ...], bool]]:
+def mapping_table(layers: int, final_norm: bool = False, answer_head: bool = False
+                  ) -> dict[str, tuple[tuple[str, ...], bool]]:
     """torch key -> (Flax param path, transpose) for a model with `layers` layers."""
     table = dict(_TOP_PARTS)
+    if final_norm:
+        table.update(_FINAL_NORM_PARTS)
+    if answer_head:
+        table.update(_ANSWER_HEAD_PARTS)
     for i in range(layers):
         for suffix, (path, transpose) in _LAYER_PARTS.items():
             table[f"backbone.enc.layers.{i}.{suffix}"] = (("backbone", f"layers_{i}") + path,
@@ -104,6 +124,11 @@ def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
         "token_mlp.2.weight": (d, d), "token_mlp.2.bias": (d,),
         "pred_head.weight": (d, d), "pred_head.bias": (d,),
     }
+    if spec.final_norm:
+        shapes.update({"final_norm.weight": (d,), "final_norm.bias": (d,)})
+    if spec.answer_head:
+        shapes.update({"answer_head.weight": (spec.feat_dim, d),
+                       "answer_head.bias": (spec.feat_dim,)})
     per_layer = {
         "self_attn.in_proj_weight": (3 * d, d), "self_attn.in_proj_bias": (3 * d,),
         "self_attn.out_proj.weight": (d, d), "self_attn.out_proj.bias": (d,),
@@ -144,7 +169,9 @@ def infer_spec(state: Mapping[str, Any], heads: int, where: str = "state dict") 
         raise CheckpointError(f"{where}: heads={heads} does not divide d_model={d}")
     return ModelSpec(d_model=d, layers=layers, heads=heads, mlp_dim=mlp_dim,
                      max_len=_shape(state["pos_emb"])[1], n_types=n_types,
-                     feat_dim=_shape(state["token_mlp.0.weight"])[1])
+                     feat_dim=_shape(state["token_mlp.0.weight"])[1],
+                     final_norm="final_norm.weight" in state,
+                     answer_head="answer_head.weight" in state)
 
 
 def state_dict_to_params(state: Mapping[str, Any], spec: ModelSpec, *,
@@ -167,7 +194,8 @@ def state_dict_to_params(state: Mapping[str, Any], spec: ModelSpec, *,
             raise CheckpointError(f"{where}: {key!r} has shape {_shape(state[key])}, expected "
                                   f"{shape}")
     params: dict = {}
-    for key, (path, transpose) in mapping_table(spec.layers).items():
+    for key, (path, transpose) in mapping_table(spec.layers, spec.final_norm,
+                                                 spec.answer_head).items():
         value = _to_numpy(state[key])
         if transpose:
             value = np.ascontiguousarray(value.T)
@@ -184,7 +212,8 @@ def params_to_state_dict(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The inverse mapping: Flax params -> torch-named float32 numpy arrays."""
     layers = len([k for k in params.get("backbone", {}) if k.startswith("layers_")])
     out = {}
-    for key, (path, transpose) in mapping_table(layers).items():
+    for key, (path, transpose) in mapping_table(layers, "final_ln" in params,
+                                                 "answer_proj" in params).items():
         node: Any = params
         for p in path:
             node = node[p]

@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.attention": ("auto", "xla", "cudnn", "blockwise"),
     "model.compute_dtype": ("auto", "float32", "bfloat16"),
     "model.nepa_target": modes.NEPA_TARGETS,
+    "model.final_norm": (False, True),
     "train.objective": ("nepa", "mae"),
 }
 
@@ -122,10 +123,11 @@ def _check_model_train(config, problems: list[str]) -> None:
             problems.append(f"model.d_model={model.d_model} must be divisible by "
                             f"model.heads={model.heads} (> 0)")
     positive = ("train.batch_per_device", "train.base_lr", "train.lr_ref_batch", "model.layers",
-                "model.d_model", "parallel.fsdp")
+                "model.d_model", "parallel.fsdp", "model.type_emb_std")
     for dotted in positive:
         _check(problems, config, dotted, lambda v: v > 0, "must be > 0")
     _check(problems, config, "train.num_steps", lambda v: v >= 0, "must be >= 0 (0: use epochs)")
+    _check(problems, config, "train.answer_loss_weight", lambda v: v >= 0, "must be >= 0 (0: off)")
     _check(problems, config, "train.mask_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
     if train is not None and "lock_stale_hours" in train:
         why = check_stale_hours(float(train.lock_stale_hours))

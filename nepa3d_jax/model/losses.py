@@ -37,11 +37,29 @@ def nepa_token_mask(type_id_BT: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(is_answer), valid & is_answer, valid)
 
 
-def nepa_loss(z_BTD: jax.Array, z_hat_BTD: jax.Array, type_id_BT: jax.Array | None = None
-              ) -> jax.Array:
-    """Mean over valid targets of 1 - cos(z_hat[:, t], stop_grad(z[:, t+1])); 0 if none."""
+def standardize_targets(target_BTD: jax.Array, mask_BT: jax.Array, eps: float = 1e-6
+                        ) -> jax.Array:
+    """Targets minus their mean over the counted ones, per channel divided by their std (the
+    statistics carry no gradient). Removes what every target shares."""
+    w = mask_BT.astype(jnp.float32)[..., None]
+    n = jnp.maximum(w.sum(), 1.0)
+    t = target_BTD.astype(jnp.float32)
+    mu = (t * w).sum(axis=(0, 1)) / n
+    var = (jnp.square(t - mu) * w).sum(axis=(0, 1)) / n
+    return jax.lax.stop_gradient((t - mu) * jax.lax.rsqrt(var + eps))
+
+
+def nepa_loss(z_BTD: jax.Array, z_hat_BTD: jax.Array, type_id_BT: jax.Array | None = None,
+              standardize: bool = False) -> jax.Array:
+    """Mean over valid targets of 1 - cos(z_hat[:, t], stop_grad(z[:, t+1])); 0 if none.
+    `standardize` (the opt-in `content_std` target): targets standardised per channel over the
+    counted targets first."""
     pred = z_hat_BTD[:, :-1]
     target = jax.lax.stop_gradient(z_BTD[:, 1:])
+    if standardize:
+        counted = (nepa_token_mask(type_id_BT) if type_id_BT is not None
+                   else jnp.ones(target.shape[:2], bool))
+        target = standardize_targets(target, counted)
     loss_BT = 1.0 - cosine_similarity(pred, target)
     if type_id_BT is None:
         return jnp.mean(loss_BT)
@@ -66,3 +84,21 @@ def mae_loss(z_hat_BTD: jax.Array, z_target_BTD: jax.Array, token_mask_BT: jax.A
     count = jnp.sum(mask) * diff2.shape[-1]
     total = jnp.sum(diff2 * mask[..., None])
     return jnp.where(count > 0, total / jnp.maximum(count, 1.0), 0.0)
+
+
+def answer_regression_loss(pred_BTF: jax.Array, feat_BTF: jax.Array, type_id_BT: jax.Array
+                           ) -> jax.Array:
+    """Squared error of the next token's raw feature slots (the answer: distance, hit, depth,
+    normal), predicted at the position before it, over the NEPA loss's targets. The head
+    predicts the slots *standardised* over those targets (stop-gradient statistics; slots that
+    never vary count 0), so the loss starts near 1 whatever the units; 0 when nothing counts."""
+    mask_BT = nepa_token_mask(type_id_BT)
+    target = standardize_targets(feat_BTF[:, 1:], mask_BT, eps=1e-12)
+    mask = mask_BT.astype(jnp.float32)[..., None]
+    n = jnp.maximum(mask.sum(), 1.0)
+    t = feat_BTF[:, 1:].astype(jnp.float32)
+    mu = (t * mask).sum(axis=(0, 1)) / n
+    live = ((jnp.square(t - mu) * mask).sum(axis=(0, 1)) / n > 1e-8).astype(jnp.float32)
+    per_slot = (jnp.square(pred_BTF[:, :-1].astype(jnp.float32) - target) * mask).sum(
+        axis=(0, 1)) / n
+    return jnp.where(mask.sum() > 0, (live * per_slot).sum() / jnp.maximum(live.sum(), 1.0), 0.0)

@@ -78,8 +78,6 @@ class SelfAttention(nn.Module):
                                                      mask_BTT=mask_BTT,
                                                      implementation=self.attention)
             return dense(d, d, self.dtype, "out_proj", zero_bias=True)(o_BTHD.reshape(bsz, t, d))
-        if mask_BTT is not None:
-            raise ValueError("output rows cannot be combined with an attention mask")
         m = rows_M.shape[0]
         q = (jnp.dot(jnp.take(x_BTD, rows_M, axis=1), w[:, :d]) + b[:d]).reshape(bsz, m, h, d // h)
         kv_BTE = jnp.dot(x_BTD, w[:, d:]) + b[d:]
@@ -87,8 +85,10 @@ class SelfAttention(nn.Module):
         # Row i sees key j iff j <= rows[i] (causal) or always (bidirectional).
         allowed_MT = (jnp.arange(t)[None, :] <= rows_M[:, None]) if self.is_causal else \
             jnp.ones((m, t), bool)
-        o_BMHD = jax.nn.dot_product_attention(q, k, v, mask=allowed_MT[None, None],
-                                              implementation="xla")
+        allowed = allowed_MT[None, None]
+        if mask_BTT is not None:  # the extra allowed mask, its rows `rows_M` only
+            allowed = allowed & jnp.take(mask_BTT, rows_M, axis=1)[:, None]
+        o_BMHD = jax.nn.dot_product_attention(q, k, v, mask=allowed, implementation="xla")
         return dense(d, d, self.dtype, "out_proj", zero_bias=True)(o_BMHD.reshape(bsz, m, d))
 
 

@@ -44,5 +44,7 @@ QA_LAYOUTS = ("interleave", "split")
 # `model.nepa_target`: which part of the next token's embedding the NEPA loss predicts. Kept
 # with the token modes so config validation reads it jax-free. full = z (the original:
 # token_mlp(feat) + type_emb + pos_emb); content = token_mlp(feat) alone, so the parts the
-# predictor knows from the layout (type, position) are no longer targets.
-NEPA_TARGETS = ("full", "content")
+# predictor knows from the layout (type, position) are no longer targets; content_std = the
+# content standardised per channel over the batch's targets (stop-gradient statistics), so the
+# target is the part that differs between answers (its mean is shared by all of them).
+NEPA_TARGETS = ("full", "content", "content_std")

@@ -102,6 +102,11 @@ def get_config() -> ml_collections.ConfigDict:
   m.compute_dtype = "auto"        # auto (bf16 on GPU, f32 on CPU) | float32 | bfloat16
   m.remat = False
   m.nepa_target = "full"          # full (the original: z) | content (token_mlp(feat) only)
+  # Readout fixes (opt-in; docs/evaluation.md "The study"): a LayerNorm after the encoder
+  # (h and the prediction read normalised states) and the type table's init std (torch's 1.0
+  # swamps pooled features).
+  m.final_norm = False
+  m.type_emb_std = 1.0
 
   t = c.train = ml_collections.ConfigDict()
   t.objective = "nepa"            # nepa | mae
@@ -123,6 +128,9 @@ def get_config() -> ml_collections.ConfigDict:
   t.dual_mask_window = 32
   t.dual_mask_warmup_frac = 0.05
   t.dual_mask_type_aware = 0
+  # Opt-in: + weight x standardised squared error of the next token's raw answer slots
+  # (distance / hit / depth / normal), from a linear head on h (docs/evaluation.md).
+  t.answer_loss_weight = 0.0
   t.log_every_steps = 50
   t.checkpoint_every_steps = 1000
   t.keep_checkpoints = 3

@@ -57,7 +57,9 @@ def build_model(config: ml_collections.ConfigDict, max_len: int) -> Any:
                      mlp_ratio=float(m.mlp_ratio), max_len=int(max_len),
                      attention=str(m.attention),
                      dtype=compute_dtype(str(m.compute_dtype)),
-                     n_types=n_types, remat=bool(m.remat))
+                     n_types=n_types, remat=bool(m.remat),
+                     final_norm=bool(m.final_norm), type_emb_std=float(m.type_emb_std),
+                     answer_head=float(config.train.answer_loss_weight) > 0)
 
 
 def init_fn(model: Any, optimizer: optax.GradientTransformation, feat_dim: int = FEAT_DIM,

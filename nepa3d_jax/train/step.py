@@ -48,6 +48,7 @@ class StepSpec:
     dual_mask_far: float
     dual_mask_type_aware: bool
     dual_mask_warmup_steps: int
+    answer_loss_weight: float
     seed: int
     # Collapse / shortcut diagnostics (`train.collapse`) on the steps the loop logs only: their
     # eigen-decompositions are a fixed cost per step that an accelerator step would notice.
@@ -68,7 +69,8 @@ class StepSpec:
             nepa_target=str(config.model.nepa_target), mask_ratio=float(train.mask_ratio),
             dual_mask_near=float(train.dual_mask_near), dual_mask_far=float(train.dual_mask_far),
             dual_mask_type_aware=bool(int(train.dual_mask_type_aware)),
-            dual_mask_warmup_steps=int(warmup_steps), seed=int(config.seed),
+            dual_mask_warmup_steps=int(warmup_steps),
+            answer_loss_weight=float(train.answer_loss_weight), seed=int(config.seed),
             diagnostics_every=max(1, int(train.log_every_steps)))
 
     @property
@@ -124,7 +126,7 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
         z, content, type_pos, z_hat, h = model.apply(
             {"params": params}, feat, type_id, is_causal=True, attn_mask_BTT=attn_mask,
             method="forward_parts")
-        target = content if spec.nepa_target == "content" else z
+        target = content if spec.nepa_target in ("content", "content_std") else z
         parts = (content, type_pos)
     else:  # a model without the split embedding: the full target only
         z, z_hat, h = model.apply({"params": params}, feat, type_id, is_causal=True,
@@ -140,7 +142,14 @@ def objective(model: Any, spec: StepSpec, params: Any, feat: jax.Array, type_id:
         return out
 
     extra.update(when_logged(spec, step, diagnostics))
-    return losses.nepa_loss(target, z_hat, type_id), extra
+    loss = losses.nepa_loss(target, z_hat, type_id,
+                            standardize=spec.nepa_target == "content_std")
+    if spec.answer_loss_weight > 0:
+        pred = model.apply({"params": params}, h, method="predict_answer")
+        answer = losses.answer_regression_loss(pred, feat, type_id)
+        extra.update(nepa_loss=loss, answer_loss=answer)
+        loss = loss + spec.answer_loss_weight * answer
+    return loss, extra
 
 
 def when_logged(spec: StepSpec, step: jax.Array, fn: Callable[[], dict[str, jax.Array]]

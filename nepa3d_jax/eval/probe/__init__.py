@@ -1,0 +1,1 @@
+"""Frozen-feature probes: pooled hidden states -> logistic regression / cosine k-NN."""

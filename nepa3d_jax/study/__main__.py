@@ -1,0 +1,113 @@
+"""python -m nepa3d_jax.study --preset small [--out DIR] [--seeds 0,1,2] [--recipes a,b]
+
+Builds the study corpus when missing, pretrains each recipe over the seeds, scores every run and
+its own random init (probes + CPAC-UDF), and writes results/study/<preset>/: study.json,
+study.md, probe_vs_k.png, cpac_mae.png, loss_curves.png and one CPAC sheet per recipe. The last
+line printed is `pretrain value: recipe=<name> probe5_delta=... cpac_delta=... nn_copy=...`.
+Finished runs are reused (a second call re-evaluates only what is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from nepa3d_jax import cli
+
+
+def _parser() -> argparse.ArgumentParser:
+    from nepa3d_jax.study import presets, recipes
+    ap = cli.ArgumentParser(prog="python -m nepa3d_jax.study", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", default="small", choices=sorted(presets.PRESETS),
+                    help="study size (default small)")
+    ap.add_argument("--out", default="", help="output folder (default results/study/<preset>)")
+    ap.add_argument("--corpus", default="", help="corpus folder (default data/study_<scale>)")
+    cli.add_list(ap, "--seeds", default=(), help="pretraining seeds (default: the preset's)")
+    cli.add_list(ap, "--recipes", default=(),
+                 help=f"recipes (default: the preset's); known: {', '.join(recipes.RECIPES)}")
+    cli.add_list(ap, "--set", default=(),
+                 help="preset overrides STAGE:FIELD=VALUE, e.g. pretrain:train.num_steps=500 "
+                      "(stages: pretrain, probe, cpac; VALUE is read as Python/JSON)")
+    ap.add_argument("--headline", default="", help="recipe of the last line (default: the first)")
+    ap.add_argument("--workers", type=int, default=2, help="corpus build processes")
+    return ap
+
+
+def enable_compilation_cache(folder: str) -> None:
+    """JAX's persistent compilation cache: the random-init arm, the next seed and a rerun reuse
+    the compiled programs of the same shapes instead of compiling again."""
+    import jax
+    os.makedirs(folder, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from nepa3d_jax import atomic_io
+    from nepa3d_jax.study import arms as study_arms
+    from nepa3d_jax.study import corpus as study_corpus
+    from nepa3d_jax.study import plots, presets, recipes, report
+    from nepa3d_jax.train.programs import Programs
+
+    preset = presets.get(args.preset)
+    for item in args.set:
+        presets.apply_override(preset, item)
+    seeds = [int(s) for s in (args.seeds or preset["seeds"])]
+    names = list(args.recipes or preset["recipes"])
+    for name in names:
+        recipes.get(name)
+    headline = args.headline or names[0]
+    if headline not in names:
+        raise ValueError(f"--headline {headline!r} is not among --recipes {names}")
+    out = args.out or os.path.join("results", "study", args.preset)
+    corpus_dir = args.corpus or os.path.join("data", f"study_{preset['corpus']}")
+    t0 = time.time()
+    enable_compilation_cache(os.path.join(out, ".jax_cache"))
+    print(f"[study] preset {args.preset}: recipes {names}, seeds {seeds}, out {out}", flush=True)
+    corpus = study_corpus.ensure(corpus_dir, preset["corpus"], workers=args.workers)
+    programs = Programs()
+    arms = []
+    for name in names:
+        for i, seed in enumerate(seeds):
+            arms.append(study_arms.run_arm(preset, name, seed, corpus, out, programs=programs,
+                                           render=i == 0,
+                                           validate="header" if arms else "full"))
+            atomic_io.write_json_atomic(os.path.join(out, "arms.json"), arms)
+    shots = [int(k) for k in str(preset["probe"]["shots"]).split(",")]
+    summary = report.summarise(arms, shots)
+    descriptions = {n: recipes.describe(n) for n in names}
+    md = report.markdown(summary, shots, args.preset, descriptions)
+    pictures = plots.all_plots(summary, arms, shots, out)
+    line = report.value_line(summary, headline)
+    result = dict(preset=args.preset, recipes=names, seeds=seeds, corpus=corpus.to_json(),
+                  summary=summary, pictures=pictures,
+                  cpac_sheets={a["recipe"]: a["cpac_sheet"] for a in arms if a["cpac_sheet"]},
+                  value_line=line, seconds=round(time.time() - t0, 1))
+    atomic_io.write_json_atomic(os.path.join(out, "study.json"), result)
+    atomic_io.write_text_atomic(os.path.join(out, "study.md"), md)
+    print(md)
+    print(f"[study] wrote {out}/study.json, study.md and "
+          f"{', '.join(os.path.basename(p) for p in pictures.values())} in "
+          f"{result['seconds'] / 60:.1f} min", flush=True)
+    print(line, flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Recipes: named sets of opt-in fields (DESIGN.md section 9). `original` changes nothing: it
+is the original's method, whose numbers the goldens hold.
+
+Each recipe maps a stage (`pretrain`, `probe`, `cpac`) to dotted field overrides of that stage's
+config; `mixture` picks the pretraining mixture of the study corpus (`mesh_udf_scan`, Runs
+A/C/D's, by default; `pointcloud`, Run B's). The `abcd_*` recipes are the A/B/C/D study's differences at study scale (Run A is
+`original`): no rays (D), Morton order (C), legacy tokens + xyz-only + Morton (B).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "original": {},
+    # Readout fixes only: a LayerNorm after the encoder and a type table that does not swamp
+    # pooled features. They change what fine-tuning/probes can read, not the objective.
+    "readout": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02}},
+    # A target with variance: the content part standardised over the batch's targets.
+    "content_std": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                 "model.nepa_target": "content_std"}},
+    # + regression of the raw answer slots (distance, hit, depth, normal) from h.
+    "answer": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                            "model.nepa_target": "content_std",
+                            "train.answer_loss_weight": 1.0}},
+    "abcd_C": {"pretrain": {"data.point_order_mode": "morton"}},
+    "abcd_D": {"pretrain": {"data.n_ray": 0}},
+    "abcd_B": {"pretrain": {"data.n_ray": 0, "data.qa_tokens": 0, "data.pt_xyz_key": "pc_xyz",
+                            "data.ablate_point_dist": 1, "data.point_order_mode": "morton"},
+               "mixture": "pointcloud"},
+}
+
+
+def get(name: str) -> dict[str, dict[str, Any]]:
+    if name not in RECIPES:
+        raise ValueError(f"--recipes: unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def describe(name: str) -> str:
+    """`field=value` list of a recipe (for tables); 'the original' for the empty one."""
+    recipe = get(name)
+    parts = [f"{k}={v}" for stage in recipe.values() if isinstance(stage, dict)
+             for k, v in stage.items()]
+    if "mixture" in recipe:
+        parts.append(f"mixture={recipe['mixture']}")
+    return ", ".join(parts) if parts else "the original (no changes)"

@@ -1,0 +1,90 @@
+"""`python -m nepa3d_jax.study --preset tiny`: the whole study on the tiny corpus (2 pretraining
+seeds, probes and CPAC against each run's own random init), through the real command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nepa3d_jax.study import presets, recipes, report
+
+
+def test_tiny_study_end_to_end(tmp_path):
+    out, corpus = tmp_path / "out", tmp_path / "corpus"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nepa3d_jax.study", "--preset", "tiny", "--out", str(out),
+         "--corpus", str(corpus)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("pretrain value: recipe=original probe5_delta=")
+    for key in ("knn_delta=", "cpac_delta=", "nn_copy="):
+        assert key in last
+    study = json.loads((out / "study.json").read_text())
+    block = study["summary"]["original"]
+    assert block["seeds"] == [0, 1]
+    pair = block["probe"]["K2"]["logreg"]
+    arms = json.loads((out / "arms.json").read_text())
+    pre = [a["probe"]["summary"]["pretrained"]["K2"]["logreg"] * 100 for a in arms]
+    rnd = [a["probe"]["summary"]["random_init"]["K2"]["logreg"] * 100 for a in arms]
+    # the reported delta is the mean of the per-seed paired differences
+    assert pair["delta"]["mean"] == pytest.approx(np.mean(np.subtract(pre, rnd)))
+    assert pair["delta"]["ci_low"] <= pair["delta"]["mean"] <= pair["delta"]["ci_high"]
+    for a in arms:
+        for arm in ("pretrained", "random_init"):
+            assert 0.0 <= a["probe"]["summary"][arm]["K1"]["logreg"] <= 1.0
+        assert a["cpac"]["summary"]["nn_copy"]["mae"]["mean"] > 0
+    cpac = block["cpac_mae"]
+    assert cpac["delta"]["mean"] == pytest.approx(
+        cpac["pretrained"]["mean"] - cpac["random_init"]["mean"])
+    for name in ("study.md", "probe_vs_k.png", "cpac_mae.png", "loss_curves.png",
+                 "cpac_sheet_original.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert "| `original` | 2 |" in (out / "study.md").read_text()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nepa3d_jax.study", "--preset", "tiny",
+                           "--recipes", "nope", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown recipe 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "nepa3d_jax.study", "--preset", "huge"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "huge" in proc.stderr
+
+
+def test_every_recipe_names_real_fields():
+    from nepa3d_jax import jobs
+    from nepa3d_jax.study import arms
+    for name, recipe in recipes.RECIPES.items():
+        for stage, job in (("pretrain", "pretrain"), ("probe", "probe"), ("cpac", "cpac_udf"),
+                           ("finetune", "finetune_cls")):
+            c = jobs.default_config(job)
+            for dotted, value in recipe.get(stage, {}).items():
+                arms.set_field(c, dotted, value, name)
+    stages = (("pretrain", "pretrain"), ("probe", "probe"), ("cpac", "cpac_udf"),
+              ("finetune", "finetune_cls"))
+    for name, preset in presets.PRESETS.items():
+        for name_r in preset["recipes"]:
+            recipes.get(name_r)
+        for stage, job in stages:  # every preset field is a real field of its job's config
+            c = jobs.default_config(job)
+            for dotted, value in preset.get(stage, {}).items():
+                if dotted != "shots":
+                    arms.set_field(c, dotted, value, f"preset {name} {stage}")
+        n = preset["pretrain"]["data.n_point"] + preset["pretrain"]["data.n_ray"]
+        assert preset["cpac"]["n_context"] + preset["cpac"]["n_query"] == n, name
+
+
+def test_value_line_format():
+    summary = {"r": {"probe": {f"K{k}": {m: {"delta": {"mean": 1.5 * k, "ci_low": 0.5,
+                                                        "ci_high": 2.5 * k}}
+                                          for m in ("logreg", "knn1")} for k in (1, 5, 10)},
+                     "cpac_mae": {"delta": {"mean": -0.01, "ci_low": -0.02, "ci_high": -0.001}},
+                     "nn_copy_mae": {"mean": 0.08}}}
+    line = report.value_line(summary, "r")
+    assert line == ("pretrain value: recipe=r probe5_delta=+7.5 [+0.5, +12.5] "
+                    "probe10_delta=+15.0 [+0.5, +25.0] knn_delta=+15.0 [+0.5, +25.0] "
+                    "cpac_delta=-0.0100 [-0.0200, -0.0010] nn_copy=0.0800")
