@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.ablate_point_dist = 1
   c.n_point = -1                    # -1: the checkpoint's data.n_point
   c.pt_sample_mode = "fps"
+  c.pt_rfps_m = 4096                # pt_sample_mode=rfps only
   c.point_order_mode = ""           # "": the checkpoint's data.point_order_mode
   c.is_causal = 1                   # 1: attention as pretrained (causal); 0: bidirectional
   c.eval_seed = 0

@@ -106,7 +106,8 @@ def _load(c, lists):
     order = c.point_order_mode or str(data.point_order_mode)
     tok = TokenOptions(n_point=n_point, n_ray=0, qa_tokens=qa, add_eos=eos,
                        qa_layout=str(data.qa_layout),
-                       pt_sample_mode=c.pt_sample_mode, point_order_mode=order)
+                       pt_sample_mode=c.pt_sample_mode, point_order_mode=order,
+                       pt_rfps_m=int(c.pt_rfps_m))
     if sequence_length(n_point, 0, qa, eos) > pre.max_len:
         pre = load_pretrained(c.ckpt, max_len=sequence_length(n_point, 0, qa, eos))
     return pre, tok
