@@ -88,3 +88,27 @@ def test_value_line_format():
     assert line == ("pretrain value: recipe=r probe5_delta=+7.5 [+0.5, +12.5] "
                     "probe10_delta=+15.0 [+0.5, +25.0] knn_delta=+15.0 [+0.5, +25.0] "
                     "cpac_delta=-0.0100 [-0.0200, -0.0010] nn_copy=0.0800")
+
+
+def test_a_stage_is_reused_only_for_the_same_config(tmp_path, monkeypatch):
+    import ml_collections
+
+    from nepa3d_jax import jobs
+    from nepa3d_jax.study import arms
+
+    calls = []
+
+    def fake_run(config):
+        calls.append(config.to_dict())
+        out = {"value": len(calls)}
+        (tmp_path / "r.json").write_text(json.dumps(out))
+        return out
+
+    monkeypatch.setattr(jobs, "run", fake_run)
+    out_json = str(tmp_path / "r.json")
+    c = ml_collections.ConfigDict(dict(job="probe", shots="1,5"))
+    assert arms._stage(c, out_json, lambda _: None) == {"value": 1}
+    assert arms._stage(c, out_json, lambda _: None) == {"value": 1}   # reused
+    c.shots = "1,5,10"
+    assert arms._stage(c, out_json, lambda _: None) == {"value": 2}   # config changed: rerun
+    assert len(calls) == 2

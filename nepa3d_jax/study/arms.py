@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import ml_collections
 
-from nepa3d_jax import jobs
+from nepa3d_jax import atomic_io, jobs
 from nepa3d_jax.study import recipes
 from nepa3d_jax.study.corpus import Corpus
 from nepa3d_jax.train.defaults import mix_component
@@ -102,6 +102,25 @@ def finetune_config(preset: dict, recipe: str, corpus: Corpus, ckpt: str, k: int
     return c
 
 
+def _stage(config: ml_collections.ConfigDict, out_json: str,
+           log: Callable[[str], None]) -> dict[str, Any]:
+    """`jobs.run(config)`, or the result already at `out_json` when it was made by exactly this
+    config (recorded beside it): a rerun of the study re-scores nothing that is done."""
+    import json
+
+    record = out_json + ".config.json"
+    want = json.loads(atomic_io.dumps(config.to_dict()))
+    if os.path.isfile(out_json) and os.path.isfile(record):
+        with open(record, encoding="utf-8") as f:
+            if json.load(f) == want:
+                log(f"[study] reusing {out_json} (same config)")
+                with open(out_json, encoding="utf-8") as g:
+                    return json.load(g)
+    result = jobs.run(config)
+    atomic_io.write_json_atomic(record, want)
+    return result
+
+
 def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, *,
             programs: Any = None, render: bool = False, validate: str = "full",
             log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -116,19 +135,22 @@ def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, 
     train = loop.run(pretrain_config(preset, recipe, seed, corpus, workdir, validate),
                      programs=programs)
     log(f"[study] {recipe} seed {seed}: probes (pretrained and random-init)")
-    probe = jobs.run(probe_config(preset, recipe, corpus, workdir,
-                                  os.path.join(arm_dir, "probe.json")))
+    probe = _stage(probe_config(preset, recipe, corpus, workdir,
+                                os.path.join(arm_dir, "probe.json")),
+                   os.path.join(arm_dir, "probe.json"), log)
     log(f"[study] {recipe} seed {seed}: CPAC-UDF (pretrained, random-init, nn_copy)")
     png = os.path.join(out_dir, f"cpac_sheet_{recipe}.png") if render else ""
-    cpac = jobs.run(cpac_config(preset, recipe, corpus, workdir,
-                                os.path.join(arm_dir, "cpac_udf.json"), png))
+    cpac = _stage(cpac_config(preset, recipe, corpus, workdir,
+                              os.path.join(arm_dir, "cpac_udf.json"), png),
+                  os.path.join(arm_dir, "cpac_udf.json"), log)
     finetune = {}
     if preset.get("finetune"):
         for k in [int(x) for x in str(preset["finetune"]["shots"]).split(",")]:
             log(f"[study] {recipe} seed {seed}: few-shot fine-tuning K={k} (pretrained and "
                 "random-init)")
-            r = jobs.run(finetune_config(preset, recipe, corpus, workdir, k,
-                                         os.path.join(arm_dir, f"finetune_k{k}.json")))
+            out_json = os.path.join(arm_dir, f"finetune_k{k}.json")
+            r = _stage(finetune_config(preset, recipe, corpus, workdir, k, out_json), out_json,
+                       log)
             finetune[f"K{k}"] = {arm: r["summary"][arm]["test_acc"]["mean"]
                                  for arm in ("pretrained", "random_init") if arm in r["summary"]}
     return dict(recipe=recipe, seed=int(seed), workdir=workdir, finetune=finetune, train=dict(

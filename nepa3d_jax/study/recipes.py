@@ -23,6 +23,12 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "answer": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
                             "model.nepa_target": "content_std",
                             "train.answer_loss_weight": 1.0}},
+    # `answer` scored with CPAC's opt-in query isolation (queries do not see each other's fake
+    # zero answers); the pretraining is the same as `answer`'s.
+    "answer_iso": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                "model.nepa_target": "content_std",
+                                "train.answer_loss_weight": 1.0},
+                   "cpac": {"query_isolation": 1}},
     "abcd_C": {"pretrain": {"data.point_order_mode": "morton"}},
     "abcd_D": {"pretrain": {"data.n_ray": 0}},
     "abcd_B": {"pretrain": {"data.n_ray": 0, "data.qa_tokens": 0, "data.pt_xyz_key": "pc_xyz",

@@ -37,6 +37,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.context_mode_test = "normal"
   c.mismatch_shift = 1
   c.rep_source = "h"                    # h | zhat
+  # Opt-in (not the original's protocol): each query attends to the context and itself, not to
+  # the other queries and their fake zero answers (docs/evaluation.md "The study").
+  c.query_isolation = 0
   c.query_source = "pool"               # pool | grid (udf_grid cells) | hybrid
   c.query_pool_frac = 0.5               # hybrid: share of pool queries
   c.grid_sample_mode = "uniform"        # uniform | near_surface | stratified

@@ -39,11 +39,21 @@ def checkpoint_max_len(pretrained: Any) -> int | None:
         return None
 
 
+def isolation_mask(seq_len: int, q_pos_M: jax.Array) -> jax.Array:
+    """(1, T, T) allowed mask of CPAC's opt-in query isolation: every token at or after the first
+    query (the queries and their fake zero answers, in every layout) is hidden from the others,
+    so a query attends to BOS, the context and itself. Rows before the first query are
+    unchanged; causality is applied by the model on top."""
+    ar = jnp.arange(seq_len)
+    first = jnp.min(q_pos_M)
+    return ((ar[None, :] < first) | (ar[:, None] == ar[None, :]))[None]
+
+
 class RepresentationFn:
     """(feat (b,T,F), type_id (T,), q_pos (M,)) -> float32 (b, M, D) representations."""
 
     def __init__(self, pretrained: Any, *, rep_source: str = "h", batch_size: int = 8,
-                 devices: list | None = None):
+                 devices: list | None = None, query_isolation: bool = False):
         if rep_source not in REP_SOURCES:
             raise ValueError(f"rep_source={rep_source!r}: choose from {', '.join(REP_SOURCES)}")
         devices = list(devices) if devices else jax.local_devices()
@@ -58,10 +68,13 @@ class RepresentationFn:
             self._params = jax.device_put(params, self._replicated)
 
             def fn(params, feat, type_id, q_pos):  # last layer for the query rows only
+                mask = isolation_mask(feat.shape[1], q_pos) if query_isolation else None
                 z_hat, h = model.apply({"params": params}, feat, type_id, q_pos, is_causal=True,
-                                       method=type(model).represent)
+                                       attn_mask_BTT=mask, method=type(model).represent)
                 return (z_hat if rep_source == "zhat" else h).astype(jnp.float32)
         else:  # only a forward function: parameters travel inside it
+            if query_isolation:
+                raise ValueError("query_isolation=1 needs a loaded model, not a forward function")
             self._params = None
             forward = pretrained.forward
 

@@ -105,6 +105,7 @@ def load(c, n_shapes: int) -> Network:
     if not bool(int(c.baseline_only)):
         # no bigger than the larger pass: small runs would otherwise mostly compute padding
         bs = min(int(c.batch_size) or default_batch_size(), max(1, n_shapes))
-        rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs)
+        rep_fn = RepresentationFn(pre, rep_source=str(c.rep_source), batch_size=bs,
+                                  query_isolation=bool(int(c.query_isolation)))
     order = _point_order(pre) if pre is not None else None
     return Network(PRETRAINED, pre, *qa, rep_fn, time.perf_counter() - t0, order)

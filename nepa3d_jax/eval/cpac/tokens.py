@@ -80,18 +80,3 @@ def build_features(layout: TokenLayout, ctx_xyz_BC3: np.ndarray, ctx_dist_BC: np
         feat[:, pos[keep], slot] = np.asarray(vals)[:, keep]
     return feat
 
-
-def isolation_mask(layout: TokenLayout, n_context: int) -> np.ndarray:
-    """(T, T) bool allowed mask of CPAC's opt-in query isolation (`query_isolation=1`): a query
-    token attends to everything but the other queries' tokens (their Q tokens and fake zero
-    answers), so a query sees the context and itself; context tokens are unchanged. Combined
-    with causality by the model."""
-    t = layout.length
-    is_query = np.zeros((t,), bool)
-    q = layout.q_pos[layout.q_pos < t]
-    is_query[q] = True
-    answers = q + (layout.ctx_dist_pos[0] - layout.ctx_xyz_pos[0] if n_context and
-                   layout.ctx_dist_pos[0] != layout.ctx_xyz_pos[0] else 0)
-    is_query[answers[(answers < t) & (answers != q)]] = True
-    allowed = ~is_query[None, :] | np.eye(t, dtype=bool)
-    return allowed
