@@ -3,6 +3,7 @@ and nn_copy baselines, significance, mesh metrics and the per-shape side file.""
 
 import json
 import struct
+import sys
 import pathlib
 
 import numpy as np

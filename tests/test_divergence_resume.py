@@ -3,16 +3,15 @@ earlier segments' losses; and a divergence right after a resume named the checkp
 resumed from as "the last finite checkpoint" without saying that resuming repeats it."""
 
 import json
-import pathlib
-import sys
 
 import pytest
 
 from nepa3d_jax.train import evaluate, loop
 from nepa3d_jax.train.divergence import DivergenceError
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_train_loop import PROGRAMS, reference_config  # noqa: E402
+from helpers import reference_config
+
+PROGRAMS = loop.Programs()  # this module's runs share their compiled programs
 
 
 def test_diverged_segment_keeps_earlier_losses_and_says_resuming_repeats_it(reference_dir,

@@ -23,9 +23,7 @@ from nepa3d_jax.data import records, schema
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_data_pipeline import comp, data_cfg  # noqa: E402
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import comp, data_cfg, make_arrays, write_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROWS = 100_000_000

@@ -3,27 +3,26 @@
 train.allow_resume_changes names it, and every allowed change is recorded."""
 
 import json
-import pathlib
-import sys
 
 import pytest
 
 from nepa3d_jax.data.mixture import MixComponent, MixSpec
 from nepa3d_jax.train import loop, resume
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_train_loop import PROGRAMS, reference_config  # noqa: E402
+from helpers import reference_config
+
+PROGRAMS = loop.Programs()  # this module's runs share their compiled programs
 
 
 def _record(*comps, seed=0, extra=None):
-    spec = MixSpec(tuple(comps), num_samples=40, seed=seed)
+    spec = MixSpec(tuple(comps), num_samples=40, seed=seed, replacement=True)
     return {"data": {"mix_config": "mix.yaml", "mix_seed": seed}, "train": {"base_lr": 1.0},
             **(extra or {}),
             "derived": {"global_batch": 8, resume.MIXTURE_KEY: resume.mixture_record(spec)}}
 
 
-A = MixComponent("a", "/c/a", backend="mesh", weight=1.0)
-B = MixComponent("b", "/c/b", backend="udfgrid", weight=0.5)
+A = MixComponent("a", "/c/a", split="train", backend="mesh", weight=1.0)
+B = MixComponent("b", "/c/b", split="train", backend="udfgrid", weight=0.5)
 
 
 def test_added_removed_and_changed_components_are_refused(tmp_path):
@@ -34,7 +33,8 @@ def test_added_removed_and_changed_components_are_refused(tmp_path):
     with pytest.raises(resume.ResumeChangeError, match=r"data.mix.b: checkpoint \{.*\}, now "
                                                       r"'<absent>'"):
         resume.check(_record(A, B), saved, tmp_path)
-    grid = MixComponent("a", "/c/a", overrides={"voxel_grid": 32})  # not in the summary
+    grid = MixComponent("a", "/c/a", split="train", backend="mesh", weight=1.0,
+                        overrides={"voxel_grid": 32})  # not in the summary
     with pytest.raises(resume.ResumeChangeError, match=r"data.mix.a: .*'voxel_grid': 32"):
         resume.check(saved, _record(grid), tmp_path)
     with pytest.raises(resume.ResumeChangeError, match=r"derived.mixture_seed: checkpoint 0, "
@@ -84,3 +84,17 @@ def test_a_mix_yaml_edited_behind_the_same_path_is_refused_then_recorded(referen
     assert entry["changed"]["data.mix.scan_noray"][1] == "<absent>"
     assert entry["changed"]["data.mix.scan_noray"][0]["backend"] == "pointcloud_noray"
     assert entry["allow_resume_changes"] == "data.mix.scan_noray"
+
+
+def test_a_run_saved_before_the_resolved_mixture_resumes_on_its_inline_summary(tmp_path):
+    """A checkpoint from a version that recorded only `data.mix` (no `derived.mixture`) is
+    compared on that summary, read the same way on both sides: an unchanged mixture resumes,
+    a changed one is refused."""
+    summary = {"a": "mesh w=1 /c/a split=train"}
+    old = {"data": {"mix": summary}, "train": {"base_lr": 1.0}, "derived": {"global_batch": 8}}
+    now = _record(A, extra={"data": {"mix": summary, "mix_config": "mix.yaml", "mix_seed": 0}})
+    assert resume.check(old, now, tmp_path) == {}
+    moved = _record(A, extra={"data": {"mix": {"a": "mesh w=1 /c/other split=train"},
+                                       "mix_config": "mix.yaml", "mix_seed": 0}})
+    with pytest.raises(resume.ResumeChangeError, match="data.mix.a"):
+        resume.check(old, moved, tmp_path)

@@ -16,9 +16,7 @@ from nepa3d_jax.data import slots
 from nepa3d_jax.data import workers as workers_lib
 from nepa3d_jax.data.pipeline import InputPipeline
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_data_pipeline import comp, data_cfg  # noqa: E402
-from test_data_schema import write_cache  # noqa: E402
+from helpers import comp, data_cfg, write_cache
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm (Linux)")
 

@@ -3,15 +3,12 @@ outside the view root), and data_prep.validate did not flag a key the trainer's 
 backend needs (`pt_dist_pool`)."""
 
 import json
-import os
-import sys
 
 import pytest
 
 from data_prep import unpaired_split, validate
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_data_schema import make_arrays, write_cache  # noqa: E402
+from helpers import make_arrays, write_cache
 
 
 @pytest.fixture()

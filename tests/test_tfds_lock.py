@@ -14,8 +14,7 @@ import time
 from data_prep import tfds_shards, to_tfds
 from nepa3d_jax.data import tfds_source
 
-sys.path.insert(0, os.path.dirname(__file__))
-from test_data_schema import write_cache  # noqa: E402
+from helpers import write_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

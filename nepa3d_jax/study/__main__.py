@@ -10,7 +10,6 @@ Finished runs are reused (a second call re-evaluates only what is missing).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys

@@ -63,8 +63,14 @@ def mixture_record(spec: Any) -> dict[str, Any]:
         "seed": spec.seed, "num_samples": spec.num_samples, "replacement": spec.replacement}))
 
 
-def _flat(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """(flat fields, whether the record holds the resolved mixture)."""
+def _has_resolved(record: Mapping[str, Any]) -> bool:
+    return isinstance((record.get("derived") or {}).get(MIXTURE_KEY), Mapping)
+
+
+def _flat(record: Mapping[str, Any], use_resolved: bool = True) -> tuple[dict[str, Any], bool]:
+    """(flat fields, whether the resolved mixture was used). `use_resolved=False` compares the
+    inline `data.mix` summary instead (when the other record predates the resolved one, both
+    sides must be read the same way)."""
     record = json.loads(atomic_io.dumps(dict(record), undefined_key=None))  # tuples == lists
     derived = record.pop("derived", None) or {}
     record.pop("config_source", None)
@@ -73,14 +79,14 @@ def _flat(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     mix = data.pop("mix", None) if isinstance(data, dict) else None
     out = flatten(record)
     out.update({f"derived.{k}": v for k, v in flatten(derived).items()})
-    if isinstance(resolved, dict):
+    if isinstance(resolved, dict) and use_resolved:
         for name, comp in (resolved.get("components") or {}).items():
             out[f"{MIX_PREFIX}{name}"] = comp
         for k in ("seed", "num_samples", "replacement"):
             out[f"derived.mixture_{k}"] = resolved.get(k)
     elif mix is not None:  # a record without it (older runs): the inline summary
         out.update({k: v for k, v in flatten({"data": {"mix": mix}}).items()})
-    return out, isinstance(resolved, dict)
+    return out, isinstance(resolved, dict) and use_resolved
 
 
 def changed_fields(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str, list]:
@@ -91,7 +97,8 @@ def changed_fields(saved: Mapping[str, Any], now: Mapping[str, Any]) -> dict[str
     both count, so a config field introduced by a newer version of the package does not block
     resuming an older run.
     """
-    (a, a_full), (b, b_full) = _flat(saved), _flat(now)
+    both = _has_resolved(saved) and _has_resolved(now)
+    (a, a_full), (b, b_full) = _flat(saved, both), _flat(now, both)
     keys = a.keys() & b.keys()
     if a_full and b_full:
         keys |= {k for k in a.keys() ^ b.keys() if k.startswith(MIX_PREFIX)}
