@@ -17,19 +17,19 @@ that passes here loads there. Exit status 1 when any problem is found.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import re
 import sys
 
 from nepa3d_jax.data import schema, tfds_source
-from nepa3d_jax.data.mixture import MixComponent
 from data_prep.runner import process_context
 from nepa3d_jax import cli
 from nepa3d_jax.workers import process_pool
 
 # The backend a mixture component reads when its config names none (one owner: mixture.py).
-DEFAULT_BACKEND = next(f.default for f in dataclasses.fields(MixComponent) if f.name == "backend")
+# Checked when --backends is not given: the backend of Runs A/C/D's first component, the one
+# that reads the most keys (pt_dist_pool among them).
+DEFAULT_BACKEND = "mesh"
 _LINE = re.compile(r"^(?P<path>.*?)(?: \[(?P<key>[^\]]*)\])?: (?P<msg>.*)$", re.S)
 
 

@@ -23,7 +23,7 @@ from nepa3d_jax.data import records, schema
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 
-from helpers import comp, data_cfg, make_arrays, write_cache
+from helpers import comp, data_cfg, make_arrays, sample_options, write_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ROWS = 100_000_000
@@ -155,9 +155,9 @@ def test_padding_does_not_follow_one_outlier_file(tmp_path):
     n = records.OUTLIER_MIN_ROWS
     sizes = [records.RecordSizes(40, 10, 0)] * 3 + [records.RecordSizes(41, n + 1, 0),
                                                      records.RecordSizes(41, n, 0)]
-    probs = records.outlier_problems(list("abcde"), sizes, records.SampleOptions())
+    probs = records.outlier_problems(list("abcde"), sizes, sample_options())
     assert len(probs) == 1 and probs[0].startswith(f"d [ray_o_pool]: declared length {n + 1}")
-    assert records.outlier_problems(list("abcde"), sizes, records.SampleOptions(), (0, n)) == []
+    assert records.outlier_problems(list("abcde"), sizes, sample_options(), (0, n)) == []
 
 
 def test_every_reader_refuses_a_header_larger_than_its_data(hostile_root):
