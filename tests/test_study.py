@@ -41,7 +41,10 @@ def test_tiny_study_end_to_end(tmp_path):
     for name in ("study.md", "probe_vs_k.png", "cpac_mae.png", "loss_curves.png",
                  "cpac_sheet_original.png"):
         assert (out / name).stat().st_size > 0, name
-    assert "| `original` | 2 |" in (out / "study.md").read_text()
+    md = (out / "study.md").read_text()
+    assert "| `original` | 2 |" in md and "Hand-crafted baseline (no learning): K1 " in md
+    for k in ("K1", "K2"):
+        assert 0.0 <= study["handcrafted_baseline"][k] <= 100.0
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

@@ -80,11 +80,17 @@ def run(args: argparse.Namespace) -> dict:
     shots = [int(k) for k in str(preset["probe"]["shots"]).split(",")]
     summary = report.summarise(arms, shots)
     descriptions = {n: recipes.describe(n) for n in names}
-    md = report.markdown(summary, shots, args.preset, descriptions)
-    pictures = plots.all_plots(summary, arms, shots, out)
+    print("[study] hand-crafted baseline (D2 + PCA, logistic regression)", flush=True)
+    hand = study_corpus.baseline(corpus, shots, int(preset["probe"].get("episodes", 5)),
+                                 os.path.join(out, "baseline.json"))
+    steps = int(preset["pretrain"].get("train.num_steps", 0)) or None
+    said = report.verdicts(summary, steps)
+    md = report.markdown(summary, shots, args.preset, descriptions, hand, said)
+    pictures = plots.all_plots(summary, arms, shots, out, hand)
     line = report.value_line(summary, headline)
     result = dict(preset=args.preset, recipes=names, seeds=seeds, corpus=corpus.to_json(),
-                  summary=summary, pictures=pictures,
+                  summary=summary, handcrafted_baseline=hand, verdicts=said,
+                  pictures=pictures,
                   cpac_sheets={a["recipe"]: a["cpac_sheet"] for a in arms if a["cpac_sheet"]},
                   value_line=line, seconds=round(time.time() - t0, 1))
     atomic_io.write_json_atomic(os.path.join(out, "study.json"), result)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from nepa3d_jax.train.corpus import corpus_builder
 
 STUDY_BUILDER = "data_prep.study_corpus:build_study_corpus"
+BASELINE = "data_prep.study_baseline:evaluate_root"  # the hand-crafted baseline (D2 + PCA)
 MANIFEST = "study.json"       # the builder writes it last: its presence = a complete corpus
 
 
@@ -61,3 +62,26 @@ def ensure(out_dir: str, scale: str, builder: str = STUDY_BUILDER, *,
         out_dir, scale=scale, workers=workers, log=log if not os.path.isfile(
             os.path.join(out_dir, MANIFEST)) else (lambda *_: None))
     return from_builder(paths, builder)
+
+
+def baseline(corpus: Corpus, shots: list[int], episodes: int, out_json: str,
+             ref: str = BASELINE) -> dict[str, float]:
+    """Test accuracy (points) per K of the hand-crafted baseline on the study's labelled split,
+    episode e = the probes' episode e; computed once and kept in `out_json`."""
+    import json
+
+    from nepa3d_jax import atomic_io
+
+    ks = [int(k) for k in shots if int(k) > 0]
+    want = {"root": corpus.labeled_root, "ks": ks, "episodes": int(episodes)}
+    if os.path.isfile(out_json):
+        with open(out_json, encoding="utf-8") as f:
+            done = json.load(f)
+        if done.get("request") == want:
+            return done["points"]
+    result = corpus_builder(ref, "study baseline")(
+        corpus.labeled_root, ks=ks, episodes=int(episodes), train_split=corpus.labeled_train,
+        test_split=corpus.labeled_test)
+    points = {f"K{k}": 100.0 * float(result["by_k"][str(k)]["mean"]) for k in ks}
+    atomic_io.write_json_atomic(out_json, {"request": want, "points": points, "result": result})
+    return points

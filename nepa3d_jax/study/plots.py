@@ -18,7 +18,8 @@ def _err(block: dict) -> tuple[float, float]:
     return m, (block["ci_high"] - block["ci_low"]) / 2
 
 
-def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | None) -> str:
+def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | None,
+               hand: dict | None = None) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -34,6 +35,10 @@ def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | N
             ms, es = zip(*(_err(p) for _, p in pts))
             ax.errorbar(xs, ms, yerr=es, fmt=style, color=f"C{i}", capsize=3,
                         label=f"{recipe}: {arm.replace('_', '-')}")
+    if hand:
+        ks = [k for k in shots if f"K{k}" in hand]
+        ax.plot(ks, [hand[f"K{k}"] for k in ks], "x--", color="black", lw=1,
+                label="hand-crafted (D2 + PCA)")
     if chance is not None:
         ax.axhline(chance, color="grey", lw=1, ls=":", label="chance")
     ax.set_xticks(list(shots))
@@ -109,9 +114,11 @@ def loss_curves(arms: list[dict], path: str) -> str:
     return path
 
 
-def all_plots(summary: dict, arms: list[dict], shots: Sequence[int], out_dir: str) -> dict:
+def all_plots(summary: dict, arms: list[dict], shots: Sequence[int], out_dir: str,
+              hand: dict | None = None) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     chance = next(iter(summary.values())).get("chance")
-    return dict(probe=probe_vs_k(summary, shots, os.path.join(out_dir, "probe_vs_k.png"), chance),
+    return dict(probe=probe_vs_k(summary, shots, os.path.join(out_dir, "probe_vs_k.png"), chance,
+                                 hand),
                 cpac=cpac_bars(summary, os.path.join(out_dir, "cpac_mae.png")),
                 loss=loss_curves(arms, os.path.join(out_dir, "loss_curves.png")))

@@ -84,7 +84,8 @@ def _delta_text(pair: dict | None, digits: int) -> str:
 
 
 def markdown(summary: dict, shots: Sequence[int], preset: str, descriptions: dict[str, str],
-             baseline: dict | None = None) -> str:
+             baseline: dict | None = None, verdict_lines: dict[str, list[str]] | None = None
+             ) -> str:
     """The results table: one row per recipe, intervals over pretraining seeds."""
     lines = [f"# Study `{preset}`: pretrained vs its own random init", "",
              "Mean [95% t interval over pretraining seeds] (paired t-test p). Probe accuracy in "
@@ -112,6 +113,10 @@ def markdown(summary: dict, shots: Sequence[int], preset: str, descriptions: dic
                   "|---|---|---|---|---|"]
         lines += [f"| `{r}` | {kk[1:]} | {_fmt(p['pretrained'])} | {_fmt(p['random_init'])} | "
                   f"{_delta_text(p, 1)} |" for r, kk, p in ft]
+    for recipe, said in (verdict_lines or {}).items():
+        if said:
+            lines += ["", f"Verdicts for `{recipe}` (paired t-test over pretraining seeds):"]
+            lines += [f"- {v}" for v in said]
     lines += ["", "Recipes:"] + [f"- `{r}`: {d}" for r, d in descriptions.items()]
     chance = next(iter(summary.values())).get("chance")
     if chance is not None:
@@ -120,6 +125,36 @@ def markdown(summary: dict, shots: Sequence[int], preset: str, descriptions: dic
         lines.append("Hand-crafted baseline (no learning): " + ", ".join(
             f"{k} {v:.1f}" for k, v in baseline.items()) + " points.")
     return "\n".join(lines) + "\n"
+
+
+def verdicts(summary: dict, steps: int | None = None) -> dict[str, list[str]]:
+    """Per recipe, the verdict lines (`eval.verdict`, the one wording of the project) of its
+    probe at each K and of CPAC, from the per-seed paired values (t-test over seeds)."""
+    from nepa3d_jax.eval.verdict import verdict_from_units
+
+    out: dict[str, list[str]] = {}
+    for recipe, b in summary.items():
+        lines = []
+        for kk, metrics in b["probe"].items():
+            pair = metrics.get("logreg")
+            if pair:
+                v = verdict_from_units(
+                    f"probe accuracy {kk}", True,
+                    {"pretrained": pair["pretrained"]["per_seed"],
+                     "random_init": pair["random_init"]["per_seed"]}, "t", steps)
+                if v:
+                    lines.append(v)
+        cpac = b.get("cpac_mae")
+        if cpac:
+            units = {"pretrained": cpac["pretrained"]["per_seed"],
+                     "random_init": cpac["random_init"]["per_seed"]}
+            if b.get("nn_copy_mae"):
+                units["nn_copy"] = b["nn_copy_mae"]["per_seed"]
+            v = verdict_from_units("CPAC mae", False, units, "t", steps)
+            if v:
+                lines.append(v)
+        out[recipe] = lines
+    return out
 
 
 def value_line(summary: dict, recipe: str) -> str:
