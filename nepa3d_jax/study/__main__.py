@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
     summary = report.summarise(arms, shots)
     descriptions = {n: recipes.describe(n) for n in names}
     print("[study] hand-crafted baseline (D2 + PCA, logistic regression)", flush=True)
-    hand = study_corpus.baseline(corpus, shots, int(preset["probe"].get("episodes", 5)),
+    hand = study_corpus.baseline(corpus, shots, int(arms[0]["probe"]["protocol"]["episodes"]),
                                  os.path.join(out, "baseline.json"))
     steps = int(preset["pretrain"].get("train.num_steps", 0)) or None
     said = report.verdicts(summary, steps)
