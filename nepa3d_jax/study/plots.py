@@ -8,7 +8,14 @@ from typing import Sequence
 
 import numpy as np
 
-from nepa3d_jax import atomic_io
+from nepa3d_jax.eval.figures import pyplot, save_png
+
+
+def _save(plt, fig, path: str) -> str:
+    fig.tight_layout()
+    save_png(fig, path)  # the package's one atomic PNG writer
+    plt.close(fig)
+    return path
 
 
 def _err(block: dict) -> tuple[float, float]:
@@ -20,9 +27,7 @@ def _err(block: dict) -> tuple[float, float]:
 
 def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | None,
                hand: dict | None = None) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, (recipe, b) in enumerate(summary.items()):
@@ -46,17 +51,11 @@ def probe_vs_k(summary: dict, shots: Sequence[int], path: str, chance: float | N
     ax.set_ylabel("test accuracy (points)")
     ax.set_title("Linear probe on frozen features (95% CI over pretraining seeds)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_io.atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def cpac_bars(summary: dict, path: str) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     recipes = [r for r, b in summary.items() if b.get("cpac_mae")]
     fig, ax = plt.subplots(figsize=(max(4.8, 1.8 * len(recipes) + 2), 4.0))
@@ -76,17 +75,11 @@ def cpac_bars(summary: dict, path: str) -> str:
     ax.set_ylabel("CPAC-UDF mae (lower is better)")
     ax.set_title("CPAC-UDF per recipe (95% CI over pretraining seeds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_io.atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def loss_curves(arms: list[dict], path: str) -> str:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     recipes = list(dict.fromkeys(a["recipe"] for a in arms))
@@ -107,11 +100,7 @@ def loss_curves(arms: list[dict], path: str) -> str:
     ax.set_ylabel("NEPA loss (log)")
     ax.set_title("Pretraining loss per seed (dotted: type+position-only predictor)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_io.atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def all_plots(summary: dict, arms: list[dict], shots: Sequence[int], out_dir: str,
