@@ -58,7 +58,7 @@ def cpac_bars(summary: dict, path: str) -> str:
     plt = pyplot()
 
     recipes = [r for r, b in summary.items() if b.get("cpac_mae")]
-    fig, ax = plt.subplots(figsize=(max(4.8, 1.8 * len(recipes) + 2), 4.0))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.8 * len(recipes) + 2), 4.0))
     width = 0.27
     for j, (name, label) in enumerate((("pretrained", "pretrained"),
                                        ("random_init", "random-init"), ("nn_copy", "nn_copy"))):
