@@ -39,8 +39,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         corpus="small", seeds=[0, 1, 2], recipes=["original"],
         pretrain=_SMALL_PRETRAIN,
         probe={"shots": "1,5,10", "episodes": 5, "batch": 64},
-        cpac={"n_context": 64, "n_query": 64, "seeds": "0,1,2", "max_shapes": 120,
-              "head_train_max_shapes": 240, "render_shapes": 4, "mesh_grid_res": 24,
+        # every shape: CPAC's max_shapes keeps the first N in name order, i.e. whole classes
+        cpac={"n_context": 64, "n_query": 64, "seeds": "0,1,2", "max_shapes": 0,
+              "head_train_max_shapes": 0, "render_shapes": 4, "mesh_grid_res": 24,
               "mesh_chunk_n_query": 64}),
 }
 # Few-shot fine-tuning (the classification protocol on K shapes per class): `full` only, it is
