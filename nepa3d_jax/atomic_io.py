@@ -93,6 +93,16 @@ def dumps(obj: Any, *, indent: int | None = 1, sort_keys: bool = False,
     return json.dumps(clean, indent=indent, sort_keys=sort_keys, allow_nan=False)
 
 
+def _temp_beside(path: str) -> tuple[int, str]:
+    """(fd, name) of a new temp file in `path`'s folder (made if missing), named so that
+    `is_temp_name` knows it; `path` must not be a directory."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, expected a file path")
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    return tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=folder)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     """A file object on a temp file beside `path`, renamed onto `path` when the block succeeds.
@@ -100,11 +110,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[Any]:
     The temp file is removed on any error; the final file has the user's umask bits.
     """
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory, expected a file path")
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=folder)
+    fd, tmp = _temp_beside(path)
     try:
         os.fchmod(fd, shared_mode())
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
@@ -123,11 +129,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """A temp path beside `path` for a writer that wants a file name (np.savez, savefig, ...);
     renamed onto `path` with the user's umask bits when the block succeeds, removed otherwise."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory, expected a file path")
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=TMP_SUFFIX, dir=folder)
+    fd, tmp = _temp_beside(path)
     os.close(fd)
     try:
         yield tmp

@@ -59,3 +59,15 @@ def process_pool(max_workers: int, mp_context: mp.context.BaseContext | None = N
     return cf.ProcessPoolExecutor(max_workers=max_workers,
                                   mp_context=mp_context or default_context(),
                                   initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this host (signal 0; someone else's counts as alive).
+    One owner for the liveness checks of the run lock and the /dev/shm sweep."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True

@@ -27,22 +27,13 @@ from typing import Any
 
 LOCK_NAME = "run.lock"
 from nepa3d_jax.config.lock_rules import HEARTBEAT_S, MIN_STALE_S, check_stale_hours  # noqa: F401
+from nepa3d_jax.workers import pid_alive
 
 log = logging.getLogger("nepa3d_jax.lock")
 
 
 class RunLockedError(RuntimeError):
     """Another live process holds the run directory; the message names it."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _read(path: pathlib.Path) -> dict[str, Any] | None:
@@ -84,7 +75,7 @@ class RunLock:
             return f"unreadable lock file, last touched {age:.0f} s ago" if age > 60 else None
         if holder.get("host") == self.me["host"]:
             pid = int(holder.get("pid", -1))
-            if pid == os.getpid() or not _pid_alive(pid):
+            if pid == os.getpid() or not pid_alive(pid):
                 return f"pid {pid} no longer runs on {self.me['host']}"
             return None
         if age > self.stale_s:

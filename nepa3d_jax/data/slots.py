@@ -47,6 +47,7 @@ from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
+from nepa3d_jax.workers import pid_alive
 
 ALIGN = 64          # bytes; every array in a slot starts on a cache line
 FREE = -1
@@ -93,16 +94,6 @@ def reserve(name: str, size: int) -> None:
             raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
 def sweep_dead_blocks(prefix: str) -> list[str]:
     """Unlink `<prefix><pid>-*` blocks of this user whose pid is gone: what a whole job killed
     at once (PBS, the OOM killer) leaves in SHM_DIR. SHM_DIR is this host's memory (tmpfs), so
@@ -113,7 +104,7 @@ def sweep_dead_blocks(prefix: str) -> list[str]:
     removed = []
     for name in sorted(os.listdir(SHM_DIR)):
         pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
-        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         path = os.path.join(SHM_DIR, name)
         try:
