@@ -120,6 +120,27 @@ def test_synthetic_cache_learns_with_fewshot(tmp_path):
     assert len(result["test_pred"]) == 4 and set(result["test_pred"]) <= {0, 1}
 
 
+def test_readout_fixes_head_norm_mean_max_and_cosine_schedule(tmp_path):
+    """The opt-in readout fields in one run: fc_norm is in the (trained, saved) parameter tree,
+    the [mean, max] head is 2 x d_model wide, the log states the schedule."""
+    root = make_synthetic_cache(tmp_path / "cache")
+    out = tmp_path / "r.json"
+    cfg = tiny_config(root, out, epochs=3, head_norm=1, cls_pooling="mean_max",
+                      lr_schedule="cosine", warmup_epochs=1, mc_eval_k_test=1,
+                      save_dir=str(tmp_path / "best"), val_ratio=0.0)
+    result = finetune_cls.run(cfg)
+    assert result["settings"]["resolved"]["head_norm"] is True
+    saved = np.load(tmp_path / "best" / "best_params.npz")
+    assert saved["['head']['kernel']"].shape == (2 * 32, 3)
+    scale, bias = saved["['fc_norm']['scale']"], saved["['fc_norm']['bias']"]
+    assert scale.shape == bias.shape == (64,)
+    assert np.abs(scale - 1).max() > 0 and np.abs(bias).max() > 0  # trained, not left at init
+    head = "\n".join(out.with_suffix(".log").read_text().splitlines()[:8])
+    assert "cls_pooling=mean_max->mean_max head_norm=1" in head
+    assert "(cosine decay to 0, linear warmup 1 epochs)" in head
+    assert all(np.isfinite(h["train_loss"]) for h in result["history"])
+
+
 def test_bad_inputs_fail_before_training(tmp_path, reference_dir):
     root = make_synthetic_cache(tmp_path / "cache", per_class=(2, 1), n_classes=2)
     (tmp_path / "empty" / "train" / "a").mkdir(parents=True)
@@ -130,6 +151,10 @@ def test_bad_inputs_fail_before_training(tmp_path, reference_dir):
         finetune_cls.run(tiny_config(root, tmp_path / "x.json", cls_pooling="max"))
     with pytest.raises(ValueError, match="backend"):
         finetune_cls.run(tiny_config(root, tmp_path / "x.json", backend="lidar"))
+    for field, value in (("lr_schedule", "step"), ("warmup_epochs", 2), ("warmup_epochs", -1),
+                         ("head_norm", 2)):  # tiny_config: epochs=2
+        with pytest.raises(ValueError, match=f"config.{field}="):
+            finetune_cls.run(tiny_config(root, tmp_path / "x.json", **{field: value}))
     bad = root / "train" / "class_0" / "train_0_0.npz"
     z = dict(np.load(bad))
     del z["pc_xyz"]

@@ -215,3 +215,69 @@ def test_optimizer_adamw_and_frozen_backbone():
         want_bb = 0.0 if frozen else -1e-2 * (1 + 0.05)
         np.testing.assert_allclose(upd["backbone"]["w"], want_bb, rtol=1e-5)
     assert cls_steps.batch_size_for(10, 8) == 16 and cls_steps.batch_size_for(16, 8) == 16
+
+
+def test_pooling_mean_q_and_mean_max():
+    h, t = _hand_sequence()          # BOS Q_POINT A_POINT Q_RAY A_RAY EOS, h = i * [1, 10]
+    np.testing.assert_allclose(cls_pooling.pool(h, t, "mean_q"), [[2.0, 20.0]])  # tokens 1, 3
+    mm = np.asarray(cls_pooling.pool(h, t, "mean_max"))
+    np.testing.assert_allclose(mm, [[1.5, 15.0, 2.0, 20.0]])  # [mean, max] of tokens 1, 2
+    assert cls_pooling.pooled_dim("mean_max", 8) == 16 and cls_pooling.pooled_dim("mean_q", 8) == 8
+    legacy = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_RAY, tt.TYPE_EOS]])
+    h4 = jnp.arange(4, dtype=jnp.float32).reshape(1, 4, 1)
+    np.testing.assert_allclose(cls_pooling.pool(h4, legacy, "mean_q"), [[1.5]])  # POINT + RAY
+
+
+def test_schedule_values_at_given_steps():
+    from nepa3d_jax.eval.cls import steps as cls_steps
+    assert cls_steps.learning_rate(1e-3, "constant", 0, 100) == 1e-3  # the original: a float
+    f = cls_steps.learning_rate(1e-3, "cosine", 10, 110)
+    got = [float(f(s)) for s in (0, 5, 10, 60, 109)]
+    want = [0.0, 5e-4, 1e-3, 5e-4, 1e-3 * 0.5 * (1 + np.cos(np.pi * 99 / 100))]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)  # float32 near 0
+    g = cls_steps.learning_rate(1e-3, "constant", 4, 20)
+    np.testing.assert_allclose([float(g(s)) for s in (0, 2, 4, 19)], [0, 5e-4, 1e-3, 1e-3],
+                               rtol=1e-6)
+    f0 = cls_steps.learning_rate(1e-3, "cosine", 0, 10)   # no warmup: starts at the peak
+    np.testing.assert_allclose(float(f0(0)), 1e-3, rtol=1e-6)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        cls_steps.learning_rate(1e-3, "step", 0, 10)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        cls_steps.learning_rate(1e-3, "cosine", 10, 10)
+
+
+def test_optimizer_follows_the_schedule():
+    from nepa3d_jax.eval.cls import steps as cls_steps
+    params = dict(backbone=dict(w=jnp.zeros((3,))), head=dict(bias=jnp.zeros((2,))))
+    grads = jax.tree.map(jnp.ones_like, params)
+    lr = cls_steps.learning_rate(1e-2, "cosine", 2, 6)
+    tx = cls_steps.make_optimizer(lr, 0.0, False)
+    state, got = tx.init(params), []
+    for _ in range(6):  # constant gradients: each Adam step moves by exactly -lr(step)
+        upd, state = tx.update(grads, state, params)
+        got.append(float(upd["head"]["bias"][0]))
+    np.testing.assert_allclose(got, [-float(lr(s)) for s in range(6)], rtol=1e-4, atol=1e-9)
+    assert got[0] == 0.0 and got[2] == pytest.approx(-1e-2, rel=1e-4)
+    assert got[1] == pytest.approx(-5e-3, rel=1e-4) and abs(got[5]) < abs(got[3]) < 1e-2
+
+
+def test_head_norm_normalises_the_pooled_vector():
+    class Echo:  # a stand-in backbone: h is the features
+        def apply(self, variables, feat, type_id, is_causal, deterministic):
+            return None, None, feat
+
+    t = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_POINT, tt.TYPE_EOS]] * 2)
+    feat = jnp.asarray(np.random.RandomState(0).randn(2, 4, 6), jnp.float32) * 3 + 5
+    head = dict(kernel=jnp.eye(6), bias=jnp.zeros((6,)))
+    plain = cls_model.make_logits_fn(Echo(), "mean_pts", False)
+    normed = cls_model.make_logits_fn(Echo(), "mean_pts", False, head_norm=True)
+    params = dict(backbone={}, head=head, fc_norm=cls_model.init_fc_norm(6))
+    pooled = np.asarray(feat)[:, 1:3].mean(1)
+    np.testing.assert_allclose(plain(params, feat, t), pooled, rtol=1e-5)
+    out = np.asarray(normed(params, feat, t))
+    want = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(pooled.var(-1, keepdims=True)
+                                                                + 1e-5)
+    np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-5)
+    params["fc_norm"] = dict(scale=2 * jnp.ones((6,)), bias=jnp.arange(6.0))
+    np.testing.assert_allclose(normed(params, feat, t), 2 * want + np.arange(6.0), rtol=1e-4,
+                               atol=1e-5)

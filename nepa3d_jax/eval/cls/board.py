@@ -11,8 +11,9 @@ import math
 import os
 from typing import Any, Mapping
 
-HPARAMS = ("lr", "weight_decay", "batch", "epochs", "seed", "freeze_backbone", "n_point",
-           "n_ray", "cls_pooling", "aug_preset", "random_init", "ckpt")
+HPARAMS = ("lr", "lr_schedule", "warmup_epochs", "weight_decay", "batch", "epochs", "seed",
+           "freeze_backbone", "n_point", "n_ray", "cls_pooling", "head_norm", "aug_preset",
+           "random_init", "ckpt")
 
 
 def board_dir(c) -> str:

@@ -26,6 +26,8 @@ def scanobjectnn() -> ml_collections.ConfigDict:
   c.epochs = 100
   c.max_steps_per_epoch = 0         # > 0: cap (smoke tests)
   c.lr = 1e-4
+  c.lr_schedule = "constant"        # constant (the original) | cosine (to 0 at the last step)
+  c.warmup_epochs = 0               # > 0: lr rises linearly from 0 over these epochs first
   c.weight_decay = 0.05
   c.freeze_backbone = False         # linear probe
 
@@ -53,6 +55,8 @@ def scanobjectnn() -> ml_collections.ConfigDict:
 
   c.cls_is_causal = 0               # 0: bidirectional attention
   c.cls_pooling = "mean_pts"        # auto | eos | bos | mean | mean_no_special | mean_pts | mean_a
+                                    # | mean_q | mean_max (the last two: not the original's)
+  c.head_norm = 0                   # 1: LayerNorm (fc_norm) on the pooled vector before the head
   c.full_spec_readout = False       # True: pt_xyz_pool + distances + pretrain n_ray
   c.ablate_point_dist = 1
   c.pt_xyz_key = "pc_xyz"

@@ -6,10 +6,11 @@ once per seed and backbone:
 
 Protocol (the original's `nepa3d.train.finetune_cls`): files of `<cache_root>/train` split
 into train / validation (stratified, seeded), optional N-way / K-shot selection; AdamW at a
-constant learning rate, cross-entropy; validation accuracy after every epoch; the best-
-validation parameters are scored on `<cache_root>/test` with MC test-time resampling
-(logits averaged over k deterministic resamples per shape). The log's first lines state the
-protocol (backends, readout, pooling, attention, sizes, split) so a reader can audit a run.
+constant learning rate (opt-in: warmup and cosine decay, `lr_schedule`), cross-entropy;
+validation accuracy after every epoch; the best-validation parameters are scored on
+`<cache_root>/test` with MC test-time resampling (logits averaged over k deterministic
+resamples per shape). The log's first lines state the protocol (backends, readout, pooling,
+head norm, attention, sizes, split, schedule) so a reader can audit a run.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def protocol_lines(c, r: cls_setup.Resolved, sel: dict, pooling: str, aug, k_val
         f"ablate_point_dist={bool(c.ablate_point_dist)}"
         f" n_ray={r.n_ray})" + (f" full_spec_readout changed: {'; '.join(full_spec)}"
                                 if full_spec else ""),
-        f"[protocol] cls_pooling={c.cls_pooling}->{pooling} "
+        f"[protocol] cls_pooling={c.cls_pooling}->{pooling} head_norm={int(c.head_norm)} "
         f"cls_is_causal={bool(c.cls_is_causal)} "
         f"({'causal' if c.cls_is_causal else 'bidirectional'} attention) "
         f"freeze_backbone={bool(c.freeze_backbone)}",
@@ -84,10 +85,16 @@ def protocol_lines(c, r: cls_setup.Resolved, sel: dict, pooling: str, aug, k_val
         f"num_classes={len(sel['label_map'])}",
         f"[protocol] aug_preset={c.aug_preset} {aug} aug_eval={bool(c.aug_eval)} "
         f"mc_eval_k_val={k_val} mc_eval_k_test={k_test} eval_seed={c.eval_seed}",
-        f"[protocol] optimizer=AdamW lr={c.lr} (constant) weight_decay={c.weight_decay} "
+        f"[protocol] optimizer=AdamW lr={c.lr} ({_schedule_text(c)}) "
+        f"weight_decay={c.weight_decay} "
         f"epochs={c.epochs} batch={c.batch} (global; step batch {step_batch} incl. padding) "
         f"devices={n_dev} seed={c.seed}",
     ]
+
+
+def _schedule_text(c) -> str:
+    warm = f", linear warmup {c.warmup_epochs} epochs" if int(c.warmup_epochs) else ""
+    return {"constant": "constant", "cosine": "cosine decay to 0"}[c.lr_schedule] + warm
 
 
 def _audit_notes(c, r: cls_setup.Resolved, k_val: int, k_test: int) -> list[str]:
@@ -158,7 +165,8 @@ def run_single(config: ml_collections.ConfigDict) -> dict:
         settings=dict(c.to_dict(), resolved=dict(
             n_point=r.n_point, n_ray=r.n_ray, qa_tokens=int(r.qa_tokens), add_eos=int(r.add_eos),
             seq_len=r.seq_len, max_len=r.backbone.max_len, d_model=r.backbone.d_model,
-            cls_pooling=pooling, mc_eval_k_val=k_val, mc_eval_k_test=k_test,
+            cls_pooling=pooling, head_norm=bool(int(c.head_norm)),
+            mc_eval_k_val=k_val, mc_eval_k_test=k_test,
             xyz_only=bool(c.ablate_point_dist) and r.n_ray == 0, num_devices=n_dev,
             step_batch=step_batch, aug=str(aug), full_spec_changes=full_spec,
             pretrain=r.backbone.pretrain, picked_classes=sel["picked_classes"],
@@ -203,10 +211,22 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
     cls_setup.materialize(r, c.scratch, key_init)  # after the data: bad files fail first
     bb = r.backbone
     n_classes = len(sel["label_map"])
-    head = jax.jit(cls_model.init_head, static_argnums=(1, 2))(key_head, bb.d_model, n_classes)
+    width = cls_pooling.pooled_dim(pooling, bb.d_model)
+    head = jax.jit(cls_model.init_head, static_argnums=(1, 2))(key_head, width, n_classes)
     params = dict(backbone=bb.params, head=head)
-    logits_fn = cls_model.make_logits_fn(bb.model, pooling, bool(c.cls_is_causal))
-    tx = cls_steps.make_optimizer(float(c.lr), float(c.weight_decay), bool(c.freeze_backbone))
+    if int(c.head_norm):
+        params["fc_norm"] = cls_model.init_fc_norm(width)
+    logits_fn = cls_model.make_logits_fn(bb.model, pooling, bool(c.cls_is_causal),
+                                         bool(int(c.head_norm)))
+    train = data["train"]
+    n_train = len(train["label"])
+    steps_per_epoch = -(-n_train // int(c.batch))
+    if c.max_steps_per_epoch > 0:
+        steps_per_epoch = min(steps_per_epoch, int(c.max_steps_per_epoch))
+    lr = cls_steps.learning_rate(float(c.lr), str(c.lr_schedule),
+                                 int(c.warmup_epochs) * steps_per_epoch,
+                                 int(c.epochs) * steps_per_epoch)
+    tx = cls_steps.make_optimizer(lr, float(c.weight_decay), bool(c.freeze_backbone))
     common = dict(n_point=r.n_point, n_ray=r.n_ray, qa_tokens=r.qa_tokens, qa_layout=c.qa_layout,
                   add_eos=r.add_eos, point_order_mode=c.point_order_mode,
                   pt_rfps_m=int(c.pt_rfps_m))
@@ -221,11 +241,6 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
     state = jax.jit(lambda p: dict(params=p, opt_state=tx.init(p), step=jnp.zeros((), jnp.int32)),
                     out_shardings=repl)(params)
     snapshot = jax.jit(lambda p: jax.tree.map(jnp.copy, p), out_shardings=repl)
-    train = data["train"]
-    n_train = len(train["label"])
-    steps_per_epoch = -(-n_train // int(c.batch))
-    if c.max_steps_per_epoch > 0:
-        steps_per_epoch = min(steps_per_epoch, int(c.max_steps_per_epoch))
     best_val, best_ep, best_params = -1.0, -1, None
     history = []
     board = cls_board.Board(c)

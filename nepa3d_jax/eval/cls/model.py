@@ -1,6 +1,11 @@
 """The classification model: a (pretrained) QueryNepa backbone, a pooling readout over its
 hidden states `h`, and one linear layer (the original's `ClsWrapper`: no extra MLP, no
 dropout). Parameters are a plain tree `{"backbone": ..., "head": {"kernel", "bias"}}`.
+
+`head_norm` (opt-in, not the original): a LayerNorm with learned scale and bias on the pooled
+vector before the linear layer (Point-MAE's and 2D NEPA's `fc_norm`), parameters
+`{"fc_norm": {"scale", "bias"}}` beside the head. Without it the pooled feature carries the
+offset every shape shares (the type embedding, issue 24), which the head must learn around.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 
 from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.model.pos_emb import resize_pos_emb
+from nepa3d_jax.model.transformer import LN_EPS
 
 
 @dataclasses.dataclass
@@ -35,6 +41,11 @@ def init_head(key: jax.Array, d_model: int, n_classes: int) -> dict:
     return dict(
         kernel=jax.random.uniform(k_w, (d_model, n_classes), jnp.float32, -bound, bound),
         bias=jax.random.uniform(k_b, (n_classes,), jnp.float32, -bound, bound))
+
+
+def init_fc_norm(width: int) -> dict:
+    """Torch `nn.LayerNorm` init: scale 1, bias 0."""
+    return dict(scale=jnp.ones((width,), jnp.float32), bias=jnp.zeros((width,), jnp.float32))
 
 
 def find_pos_emb(params: Any) -> tuple[tuple, np.ndarray]:
@@ -61,13 +72,18 @@ def with_pos_len(params: Any, new_len: int) -> Any:
     return jax.tree_util.tree_map_with_path(fix, params)
 
 
-def make_logits_fn(model: Any, pooling: str, is_causal: bool) -> Callable:
-    """`logits_fn(params, feat_BTF, type_id_BT) -> (B,C)` for a resolved pooling mode."""
+def make_logits_fn(model: Any, pooling: str, is_causal: bool,
+                   head_norm: bool = False) -> Callable:
+    """`logits_fn(params, feat_BTF, type_id_BT) -> (B,C)` for a resolved pooling mode;
+    `head_norm` reads `params["fc_norm"]` (eps 1e-5, torch's default)."""
 
     def logits_fn(params, feat_BTF, type_id_BT):
         _, _, h_BTD = model.apply({"params": params["backbone"]}, feat_BTF, type_id_BT,
                                   is_causal=is_causal, deterministic=True)
         pooled_BD = cls_pooling.pool(h_BTD.astype(jnp.float32), type_id_BT, pooling)
+        if head_norm:
+            norm = params["fc_norm"]
+            pooled_BD = cls_pooling.normalize(pooled_BD, LN_EPS) * norm["scale"] + norm["bias"]
         return pooled_BD @ params["head"]["kernel"] + params["head"]["bias"]
     return logits_fn
 

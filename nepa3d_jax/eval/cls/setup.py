@@ -22,6 +22,7 @@ from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
+from nepa3d_jax.eval.cls import steps as cls_steps
 from nepa3d_jax.tokenizer import modes as tok_modes
 from nepa3d_jax.tokenizer import types as tt
 
@@ -67,6 +68,12 @@ def check_fields(c: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={c[name]} must be positive")
     if c.lr <= 0:
         raise ValueError(f"config.lr={c.lr} must be positive")
+    choice("lr_schedule", c.lr_schedule, cls_steps.LR_SCHEDULES)
+    if not isinstance(c.warmup_epochs, int) or not 0 <= c.warmup_epochs < int(c.epochs):
+        raise ValueError(f"config.warmup_epochs={c.warmup_epochs!r} must be a whole number in "
+                         f"[0, epochs={c.epochs})")
+    if c.head_norm not in (0, 1):  # True / False compare equal to 1 / 0
+        raise ValueError(f"config.head_norm={c.head_norm!r}: expected 0 or 1")
     if not c.ckpt and int(c.n_point) <= 0:
         raise ValueError("config.n_point must be set (> 0) when training from scratch (ckpt='')")
     if int(c.mc_eval_k) < 1:

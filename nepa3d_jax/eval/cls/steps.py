@@ -40,10 +40,32 @@ def tokenize(keys_B: jax.Array, pools: dict, tok: TokenOptions,
     return build_batch(pools, k_tok, **tok.kwargs())
 
 
-def make_optimizer(lr: float, weight_decay: float, freeze_backbone: bool
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(lr: float, schedule: str, warmup_steps: int, total_steps: int
+                  ) -> float | optax.Schedule:
+    """The fine-tune's learning rate per optimizer step. `constant` without warmup is the
+    original's (a plain float); a warmup rises linearly from 0 to `lr` over `warmup_steps`;
+    `cosine` then decays to 0 at `total_steps` (Point-MAE's and 2D NEPA's fine-tuning)."""
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"config.lr_schedule={schedule!r}: expected one of {LR_SCHEDULES}")
+    if not 0 <= warmup_steps < max(total_steps, 1):
+        raise ValueError(f"warmup of {warmup_steps} steps must be shorter than the "
+                         f"{total_steps} training steps (config.warmup_epochs)")
+    if schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, total_steps, 0.0)
+    if warmup_steps == 0:
+        return lr
+    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup_steps),
+                                 optax.constant_schedule(lr)], [warmup_steps])
+
+
+def make_optimizer(lr: float | optax.Schedule, weight_decay: float, freeze_backbone: bool
                    ) -> optax.GradientTransformation:
-    """torch.optim.AdamW defaults (betas 0.9/0.999, eps 1e-8, decay on every parameter),
-    constant learning rate as the original; a frozen backbone gets zero updates."""
+    """torch.optim.AdamW defaults (betas 0.9/0.999, eps 1e-8, decay on every parameter) at
+    `lr` (a float: constant, as the original; or a `learning_rate` schedule); a frozen backbone
+    gets zero updates."""
     adamw = optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
     if not freeze_backbone:
         return adamw

@@ -24,13 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from nepa3d_jax.eval.cls import mc as cls_mc
+from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.model.transformer import EncoderLayer
-from nepa3d_jax.tokenizer import types as tt
 from nepa3d_jax.tokenizer.options import TokenOptions
 from nepa3d_jax.tokenizer.sequence import build_batch
 
-POOLINGS = ("mean_pts", "mean_q", "mean_max")
+POOLINGS = ("mean_pts", "mean_q", "mean_max")   # modes of `eval.cls.pooling`
 READOUTS = POOLINGS + tuple(f"{p}_ln" for p in POOLINGS)
+LN_EPS = 1e-6                                     # the `_ln` readouts' epsilon
 
 
 def check_readouts(names: Sequence[str], field: str = "readouts") -> tuple[str, ...]:
@@ -41,38 +42,14 @@ def check_readouts(names: Sequence[str], field: str = "readouts") -> tuple[str, 
     return tuple(names)
 
 
-def _masked_mean(h_BTD: jax.Array, mask_BT: jax.Array) -> jax.Array:
-    w = mask_BT.astype(h_BTD.dtype)[..., None]
-    return (h_BTD * w).sum(axis=1) / jnp.maximum(w.sum(axis=1), 1.0)
-
-
-def _masked_max(h_BTD: jax.Array, mask_BT: jax.Array) -> jax.Array:
-    out = jnp.where(mask_BT[..., None], h_BTD, -jnp.inf).max(axis=1)
-    return jnp.where(mask_BT.any(axis=1, keepdims=True), out, 0.0)
-
-
-def _plain_ln(x_BD: jax.Array) -> jax.Array:
-    mu = x_BD.mean(axis=-1, keepdims=True)
-    var = ((x_BD - mu) ** 2).mean(axis=-1, keepdims=True)
-    return (x_BD - mu) / jnp.sqrt(var + 1e-6)
-
-
 def pool(h_BTD: jax.Array, type_id_BT: jax.Array, readout: str) -> jax.Array:
-    """(B, T, D) -> (B, D) or (B, 2D) for one name of `READOUTS`."""
+    """(B, T, D) -> (B, D) or (B, 2D) for one name of `READOUTS` (`eval.cls.pooling`'s modes,
+    the `_ln` ones normalised)."""
     base = readout[:-3] if readout.endswith("_ln") else readout
-    t = type_id_BT
-    points = (t == tt.TYPE_POINT) | (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_A_POINT)
-    if base == "mean_pts":
-        out = _masked_mean(h_BTD, points)
-    elif base == "mean_q":
-        queries = (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_Q_RAY)
-        legacy = (t == tt.TYPE_POINT) | (t == tt.TYPE_RAY)
-        out = _masked_mean(h_BTD, jnp.where(queries.any(axis=1, keepdims=True), queries, legacy))
-    elif base == "mean_max":
-        out = jnp.concatenate([_masked_mean(h_BTD, points), _masked_max(h_BTD, points)], -1)
-    else:
+    if base not in POOLINGS:
         raise ValueError(f"unknown readout {readout!r}: one of {', '.join(READOUTS)}")
-    return _plain_ln(out) if readout.endswith("_ln") else out
+    out = cls_pooling.pool(h_BTD, type_id_BT, base)
+    return cls_pooling.normalize(out, LN_EPS) if readout.endswith("_ln") else out
 
 
 def _is_layer(module: nn.Module, method: str) -> bool:
