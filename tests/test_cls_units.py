@@ -281,3 +281,20 @@ def test_head_norm_normalises_the_pooled_vector():
     params["fc_norm"] = dict(scale=2 * jnp.ones((6,)), bias=jnp.arange(6.0))
     np.testing.assert_allclose(normed(params, feat, t), 2 * want + np.arange(6.0), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_start_up_check_names_each_readout_field():
+    """`nepa3d-config` (jobs.check) refuses a bad readout field before anything runs."""
+    from nepa3d_jax import jobs
+    good = jobs.default_config("finetune_cls")
+    jobs.check(good)  # the defaults pass
+    assert (good.head_norm, good.lr_schedule, good.warmup_epochs) == (0, "constant", 0)
+    for field, value, text in (("head_norm", 3, "expected 0 or 1"),
+                               ("lr_schedule", "linear", "expected one of"),
+                               ("warmup_epochs", 100, "[0, epochs=100)"),
+                               ("cls_pooling", "max", "mean_max")):
+        c = jobs.default_config("finetune_cls")
+        c[field] = value
+        with pytest.raises(ValueError, match=f"config.{field}=") as err:
+            jobs.check(c)
+        assert text in str(err.value) and "\n" not in str(err.value)

@@ -2,6 +2,7 @@
 seeds, probes and CPAC against each run's own random init), through the real command."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,11 +12,23 @@ import pytest
 from nepa3d_jax.study import presets, recipes, report
 
 
+def one_device_env() -> dict[str, str]:
+    """The environment without conftest's 8 fake CPU devices: the study runs as a user runs it
+    on a CPU machine (one device); sharded pretraining is tested elsewhere, and compiling every
+    program for 8 devices cost this test ~20 s."""
+    env = dict(os.environ)
+    flags = [f for f in env.get("XLA_FLAGS", "").split()
+             if not f.startswith("--xla_force_host_platform_device_count")]
+    env["XLA_FLAGS"] = " ".join(flags)
+    return env
+
+
 def test_tiny_study_end_to_end(tmp_path):
     out, corpus = tmp_path / "out", tmp_path / "corpus"
     proc = subprocess.run(
         [sys.executable, "-m", "nepa3d_jax.study", "--preset", "tiny", "--out", str(out),
-         "--corpus", str(corpus)], capture_output=True, text=True, timeout=900)
+         "--corpus", str(corpus)], capture_output=True, text=True, timeout=900,
+        env=one_device_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("pretrain value: recipe=original probe5_delta=")

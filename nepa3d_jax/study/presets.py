@@ -45,9 +45,11 @@ PRESETS: dict[str, dict[str, Any]] = {
               "mesh_chunk_n_query": 64}),
 }
 # Few-shot fine-tuning (the classification protocol on K shapes per class): `full` only, it is
-# the costliest stage (two fine-tunes per K and seed).
+# the costliest stage (two fine-tunes per K and seed). The readout fixes are on: the probes'
+# headline readout (LayerNorm'd [mean, max], here with learned scale and bias), warmup + cosine.
 _FINETUNE = {"shots": "1,5,10", "epochs": 40, "batch": 32, "lr": 5e-4, "val_ratio": 0.1,
-             "mc_eval_k_test": 1, "n_point": -1}
+             "mc_eval_k_test": 1, "n_point": -1, "cls_pooling": "mean_max", "head_norm": 1,
+             "lr_schedule": "cosine", "warmup_epochs": 4}
 PRESETS["full"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2, 3, 4],
                        recipes=["original", "readout", "content_std", "answer"],
                        finetune=dict(_FINETUNE))

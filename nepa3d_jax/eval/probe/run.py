@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -132,6 +133,9 @@ def run(config: ml_collections.ConfigDict) -> dict:
     seed = baselines.init_seed(pre)
     if int(c.random_init_baseline):
         arms["random_init"] = baselines.random_params(pre.model, seed)
+    # Both arms' parameters placed alike (committed to one device), so `fn` compiles once, not
+    # once for the checkpoint's arrays and again for the fresh ones.
+    arms = {arm: jax.device_put(params, jax.devices()[0]) for arm, params in arms.items()}
     feats = {arm: {split: features.extract(fn, params, data[split], int(c.batch))
                    for split in ("train", "test")} for arm, params in arms.items()}
     y_train, y_test = data["train"]["label"], data["test"]["label"]
