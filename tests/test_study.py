@@ -131,3 +131,31 @@ def test_a_stage_is_reused_only_for_the_same_config(tmp_path, monkeypatch):
     c.shots = "1,5,10"
     assert arms._stage(c, out_json, lambda _: None) == {"value": 2}   # config changed: rerun
     assert len(calls) == 2
+
+
+def test_preset_finetune_stages_pass_the_jobs_start_up_checks(tmp_path):
+    """A preset's fine-tune fields (the readout fixes of `full`) are valid values, not only
+    real names: the config the study would run passes `finetune_cls`'s own checks."""
+    from nepa3d_jax import jobs
+    from nepa3d_jax.study import arms
+    from nepa3d_jax.study.corpus import Corpus
+
+    corpus = Corpus(*(str(tmp_path),) * 8, classes=("a", "b"))
+    checked = 0
+    for name, preset in presets.PRESETS.items():
+        if not preset.get("finetune"):
+            continue
+        for recipe in preset["recipes"]:
+            c = arms.finetune_config(preset, recipe, corpus, str(tmp_path), 5,
+                                     str(tmp_path / "f.json"))
+            jobs.check(c)
+            checked += 1
+    assert checked >= 4  # `full`: every recipe
+    full = presets.get("full")["finetune"]
+    assert (full["head_norm"], full["lr_schedule"], full["cls_pooling"]) == (1, "cosine",
+                                                                              "mean_max")
+    bad = presets.get("full")
+    bad["finetune"]["warmup_epochs"] = bad["finetune"]["epochs"]
+    with pytest.raises(ValueError, match="config.warmup_epochs="):
+        jobs.check(arms.finetune_config(bad, "original", corpus, str(tmp_path), 5,
+                                        str(tmp_path / "f.json")))
