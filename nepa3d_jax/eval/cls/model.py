@@ -3,7 +3,7 @@ hidden states `h`, and one linear layer (the original's `ClsWrapper`: no extra M
 dropout). Parameters are a plain tree `{"backbone": ..., "head": {"kernel", "bias"}}`.
 
 `head_norm` (opt-in, not the original): a LayerNorm with learned scale and bias on the pooled
-vector before the linear layer (Point-MAE's and 2D NEPA's `fc_norm`), parameters
+vector before the linear layer (the `fc_norm` of ViT classifiers), parameters
 `{"fc_norm": {"scale", "bias"}}` beside the head. Without it the pooled feature carries the
 offset every shape shares (the type embedding, issue 24), which the head must learn around.
 """

@@ -47,7 +47,7 @@ def learning_rate(lr: float, schedule: str, warmup_steps: int, total_steps: int
                   ) -> float | optax.Schedule:
     """The fine-tune's learning rate per optimizer step. `constant` without warmup is the
     original's (a plain float); a warmup rises linearly from 0 to `lr` over `warmup_steps`;
-    `cosine` then decays to 0 at `total_steps` (Point-MAE's and 2D NEPA's fine-tuning)."""
+    `cosine` then decays along a half cosine to 0 at `total_steps`."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"config.lr_schedule={schedule!r}: expected one of {LR_SCHEDULES}")
     if not 0 <= warmup_steps < max(total_steps, 1):
