@@ -8,7 +8,7 @@ import pytest
 
 from nepa3d_jax.data.paths import path_seed
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cpac import sampling as cs
+from nepa3d_jax.eval.cpac import shape_sampling
 from nepa3d_jax.eval.cpac import tokens as ct
 from nepa3d_jax.eval.cpac import report as cpac_report
 from nepa3d_jax.eval.cpac import study, udf as cpac_udf
@@ -52,19 +52,19 @@ def test_stable_seed_is_md5_prefix_plus_seed_mod_2_32():
 
 def test_choose_replaces_only_when_pool_is_short():
     rng = np.random.RandomState(0)
-    assert sorted(cs.choose(rng, 5, 5)) == [0, 1, 2, 3, 4]
-    assert len(cs.choose(np.random.RandomState(0), 3, 7)) == 7
+    assert sorted(shape_sampling.choose(rng, 5, 5)) == [0, 1, 2, 3, 4]
+    assert len(shape_sampling.choose(np.random.RandomState(0), 3, 7)) == 7
     rng = np.random.RandomState(3)
     state = rng.get_state()[1].copy()
-    assert cs.choose(rng, 5, 0).shape == (0,)
+    assert shape_sampling.choose(rng, 5, 0).shape == (0,)
     np.testing.assert_array_equal(rng.get_state()[1], state)  # k = 0 draws nothing
 
 
 def test_sample_shape_disjoint_seed0(shape_dir):
     # RandomState(2294557946).choice(10, 5, replace=False) = [7 4 0 3 2]: context {7, 4},
     # queries {0, 3, 2}; Morton order: context [4, 7], queries [3, 2, 0].
-    s = cs.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray", n_context=2,
-                        n_query=3)
+    s = shape_sampling.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3)
     np.testing.assert_array_equal(s.ctx_xyz, POOL[[4, 7]])
     np.testing.assert_allclose(s.ctx_dist, [0.041, 0.071], rtol=1e-6)  # pt_dist_pc_pool
     np.testing.assert_array_equal(s.q_xyz, POOL[[3, 2, 0]])
@@ -74,54 +74,55 @@ def test_sample_shape_disjoint_seed0(shape_dir):
 
 def test_sample_shape_eval_seed_and_udfgrid_backend(shape_dir):
     # seed 999: [4 3 1 2 5]: context [4, 3] (Morton 218103807 < 352321535), queries -> [1, 5, 2].
-    s = cs.sample_shape("a/b/c.npz", seed=999, context_backend="udfgrid", n_context=2,
-                        n_query=3)
+    s = shape_sampling.sample_shape("a/b/c.npz", seed=999, context_backend="udfgrid", n_context=2,
+                                    n_query=3)
     np.testing.assert_array_equal(s.ctx_xyz, POOL[[4, 3]])
     np.testing.assert_allclose(s.ctx_dist, [0.4, 0.3], rtol=1e-6)  # udfgrid: pt_dist_udf_pool
     np.testing.assert_array_equal(s.q_xyz, POOL[[1, 5, 2]])
 
 
 def test_sample_shape_modes(shape_dir):
-    none = cs.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
-                           n_context=2, n_query=3, context_mode="none")
+    none = shape_sampling.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
+                                       n_context=2, n_query=3, context_mode="none")
     assert none.ctx_xyz.shape == (0, 3)
     # non-disjoint: context = choice(10, 2), then queries = choice(10, 3) from the same stream
     rng = np.random.RandomState(2294557946)
     c_idx, q_idx = rng.choice(10, 2, replace=False), rng.choice(10, 3, replace=False)
-    np.testing.assert_array_equal(none.q_xyz, POOL[q_idx][cs.morton_argsort(POOL[q_idx])])
+    morton = shape_sampling.morton_argsort(POOL[q_idx])
+    np.testing.assert_array_equal(none.q_xyz, POOL[q_idx][morton])
     _write_shape("a/d/e.npz", shift=5.0)
-    mis = cs.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
-                          n_context=2, n_query=3, context_mode="mismatch",
-                          mismatch_path="a/d/e.npz")
+    mis = shape_sampling.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
+                                      n_context=2, n_query=3, context_mode="mismatch",
+                                      mismatch_path="a/d/e.npz")
     # the donor's pools, indices re-drawn after the two draws above
     redraw = rng.choice(10, 2, replace=False)
     np.testing.assert_allclose(np.sort(mis.ctx_dist), np.sort(IDX[redraw] * 0.01 + 5.001),
                                rtol=1e-6)
     np.testing.assert_array_equal(mis.q_xyz, none.q_xyz)
-    assert cs.mismatch_partners(["p0", "p1", "p2"], 1) == ["p1", "p2", "p0"]
-    assert cs.mismatch_partners(["p0", "p1"], 2) == ["p1", "p0"]  # shift 0 -> 1
+    assert shape_sampling.mismatch_partners(["p0", "p1", "p2"], 1) == ["p1", "p2", "p0"]
+    assert shape_sampling.mismatch_partners(["p0", "p1"], 2) == ["p1", "p0"]  # shift 0 -> 1
     with pytest.raises(ValueError, match="context_mode"):
-        cs.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray", n_context=2,
-                        n_query=3, context_mode="swap")
+        shape_sampling.sample_shape("a/b/c.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3, context_mode="swap")
 
 
 def test_sample_shape_target_fallback_and_errors(shape_dir):
     _write_shape("x/y/noudf.npz", udf=False)
-    s = cs.sample_shape("x/y/noudf.npz", seed=0, context_backend="pointcloud_noray",
-                        n_context=2, n_query=3)
+    s = shape_sampling.sample_shape("x/y/noudf.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3)
     assert s.target_key == "pt_dist_pool"  # the original's fallback, reported
     np.savez("x/y/bare.npz", pt_xyz_pool=POOL)
     with pytest.raises(CacheError, match=r"bare\.npz \[ray_o_pool\]"):
-        cs.sample_shape("x/y/bare.npz", seed=0, context_backend="pointcloud_noray",
-                        n_context=2, n_query=3)
+        shape_sampling.sample_shape("x/y/bare.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3)
     with pytest.raises(CacheError, match=r"bare\.npz \[pt_dist_udf_pool\]"):
-        cs.sample_shape("x/y/bare.npz", seed=0, context_backend="pointcloud_noray",
-                        n_context=2, n_query=3, context_mode="none")
+        shape_sampling.sample_shape("x/y/bare.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3, context_mode="none")
     with open("x/y/flat.npz", "w") as f:  # a symlink flattened into a text file
         f.write("../../cache/test/box/a.npz")
     with pytest.raises(CacheError, match="symlink"):
-        cs.sample_shape("x/y/flat.npz", seed=0, context_backend="pointcloud_noray",
-                        n_context=2, n_query=3)
+        shape_sampling.sample_shape("x/y/flat.npz", seed=0, context_backend="pointcloud_noray",
+                                    n_context=2, n_query=3)
 
 
 def test_token_layouts_hand_written():
@@ -278,4 +279,4 @@ def test_run_checks_every_cache_before_loading_the_checkpoint(tmp_path):
 
 def test_cpac_order_is_a_point_order_the_tokenizer_knows():
     from nepa3d_jax.tokenizer.modes import POINT_ORDER_MODES
-    assert cs.POINT_ORDER in POINT_ORDER_MODES
+    assert shape_sampling.POINT_ORDER in POINT_ORDER_MODES

@@ -9,7 +9,7 @@ import pytest
 
 from nepa3d_jax.checkpoint import torch_import
 from nepa3d_jax.model import QueryNepa
-from nepa3d_jax.train import defaults
+from nepa3d_jax.train import pretrain_defaults
 
 
 def _init(**kw):
@@ -21,7 +21,7 @@ def _init(**kw):
 
 
 def test_defaults_are_the_original():
-    c = defaults.get_config()
+    c = pretrain_defaults.get_config()
     assert c.model.final_norm is False and c.model.type_emb_std == 1.0
     _, params, _, _ = _init()
     assert "final_ln" not in params
@@ -67,7 +67,7 @@ def test_final_norm_round_trips_through_the_torch_mapping():
 def test_type_emb_std_is_validated():
     from nepa3d_jax.config import validate
     from nepa3d_jax.config.errors import ConfigError
-    c = defaults.get_config()
+    c = pretrain_defaults.get_config()
     c.model.type_emb_std = 0.0
     with pytest.raises(ConfigError, match="model.type_emb_std"):
         validate(c)

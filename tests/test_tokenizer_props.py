@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nepa3d_jax import tokenizer as tok
-from nepa3d_jax.tokenizer import sampling, sorting
+from nepa3d_jax.tokenizer import pool_sampling, sorting
 
 P, R = 48, 12          # real pool sizes
 P_PAD, R_PAD = 64, 16  # padded sizes; entries past the counts are garbage
@@ -154,10 +154,10 @@ def test_fps_order_properties(pools):
 
 def test_fps_pre_computed_order_top_up_and_fallback(pools):
     real, padded = pools
-    mask = sampling.valid_mask(P_PAD, P)
+    mask = pool_sampling.valid_mask(P_PAD, P)
     order = np.concatenate([np.array([5, 9, 2], np.int32), np.full((5,), 60, np.int32)])
     key = jax.random.key(3)
-    fn = jax.jit(sampling.fps_with_order, static_argnums=3)
+    fn = jax.jit(pool_sampling.fps_with_order, static_argnums=3)
     got = np.asarray(fn(key, padded["pt_xyz"], mask, 10, order, jnp.int32(3)))
     assert got[:3].tolist() == [5, 9, 2]
     assert len(set(got.tolist())) == 10 and got.max() < P
@@ -169,16 +169,16 @@ def test_fps_pre_computed_order_top_up_and_fallback(pools):
 
 def test_random_choice_distinct_and_cycling():
     key = jax.random.key(4)
-    fn = jax.jit(sampling.random_choice, static_argnums=2)
-    got = np.asarray(fn(key, sampling.valid_mask(32, 20), 16))
+    fn = jax.jit(pool_sampling.random_choice, static_argnums=2)
+    got = np.asarray(fn(key, pool_sampling.valid_mask(32, 20), 16))
     assert len(set(got.tolist())) == 16 and got.max() < 20
-    short = np.asarray(fn(key, sampling.valid_mask(32, 5), 12))
+    short = np.asarray(fn(key, pool_sampling.valid_mask(32, 5), 12))
     assert set(short.tolist()) == set(range(5))
 
 
 def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
-    fn = jax.jit(jax.vmap(sampling.random_subset, in_axes=(0, None, None)), static_argnums=2)
-    mask = sampling.valid_mask(40, 30)  # 30 valid entries, 10 of padding
+    fn = jax.jit(jax.vmap(pool_sampling.random_subset, in_axes=(0, None, None)), static_argnums=2)
+    mask = pool_sampling.valid_mask(40, 30)  # 30 valid entries, 10 of padding
     got = np.asarray(fn(jax.random.split(jax.random.key(7), 6000), mask, 6))
     assert got.shape == (6000, 6) and got.max() < 30
     assert (np.diff(got, axis=1) > 0).all()  # distinct, in increasing index order
@@ -186,11 +186,11 @@ def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
     counts = np.bincount(got.ravel(), minlength=30)
     assert np.abs(counts - 1200).max() < 5 * 31, counts
     # All entries: the identity; the ray path picks such subsets when the pool is large enough.
-    np.testing.assert_array_equal(sampling.random_subset(jax.random.key(0), mask, 30),
+    np.testing.assert_array_equal(pool_sampling.random_subset(jax.random.key(0), mask, 30),
                                   np.arange(30))
-    picks = np.asarray(sampling.choice_like_original(jax.random.key(1), 30, 40, 8))
+    picks = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 30, 40, 8))
     assert len(set(picks.tolist())) == 8 and picks.max() < 30
-    repl = np.asarray(sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
+    repl = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
     assert repl.max() < 5  # fewer than k valid: draws with replacement, as the original
 
 

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nepa3d_jax.tokenizer import checks, modes, ordering, sampling
+from nepa3d_jax.tokenizer import checks, modes, ordering, pool_sampling
 from nepa3d_jax.tokenizer import types as tt
 
 _RAY_KEYS = ("ray_o", "ray_d", "ray_hit", "ray_t", "ray_n")
@@ -118,7 +118,7 @@ def build_sequence(
     pt_xyz = jnp.asarray(pt_xyz, jnp.float32)
     pt_dist = jnp.asarray(pt_dist, jnp.float32).reshape(n_pool)
     if n_point > 0:
-        mask = sampling.valid_mask(n_pool, pt_count)
+        mask = pool_sampling.valid_mask(n_pool, pt_count)
         idx = modes.PT_SAMPLERS[pt_mode](k_pt, pt_xyz, mask, n_point, pt_fps_order, fps_count,
                                          rfps_m)
         xyz_s, dist_s = pt_xyz[idx], pt_dist[idx]
@@ -135,7 +135,7 @@ def build_sequence(
         ray_missing = jnp.bool_(True)
     elif n_ray > 0:
         count = n_rays if ray_count is None else ray_count
-        r_idx = sampling.choice_like_original(k_ray, count, n_rays, n_ray)
+        r_idx = pool_sampling.choice_like_original(k_ray, count, n_rays, n_ray)
         o, d, hit, t, nrm = (jnp.asarray(rays[k], jnp.float32) for k in _RAY_KEYS)
         hit, t = hit.reshape(n_rays), t.reshape(n_rays)
         o, d, hit, t, nrm = (a[r_idx] for a in (o, d, hit, t, nrm))

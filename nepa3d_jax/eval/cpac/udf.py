@@ -7,7 +7,7 @@ A ridge probe on a checkpoint's hidden states predicts unsigned distances. The j
   `fit_head`   the head-training pass and the float64 ridge solve (`ridge`);
   `test_pass`  the evaluated shapes through the network and the head, nn_copy beside them;
   `report`     the original's result keys (`udf_metrics`) and per-shape statistics.
-Sampling (`sampling`) and token sequences (`tokens`) are the original's; what differs is the
+Sampling (`shape_sampling`) and token sequences (`tokens`) are the original's; what differs is the
 execution: shapes are read and sampled by host threads while batches of equal-length
 sequences run through one jit-compiled, device-sharded forward (`extract`, `feed`), and the
 head's normal equations are accumulated batch by batch instead of from one design matrix.
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cpac import feed, mesh_eval, sampling
+from nepa3d_jax.eval.cpac import feed, mesh_eval, shape_sampling
 from nepa3d_jax.eval.cpac import metrics as um
 from nepa3d_jax.eval.cpac.extract import REP_SOURCES
 from nepa3d_jax.eval.cpac.grid import GRID_MODES
@@ -56,11 +56,11 @@ def validate(c) -> None:
     if int(c.batch_size) < 0:
         raise ValueError(f"config.batch_size={c.batch_size} must be >= 0 (0: automatic)")
     for name in ("context_mode_train", "context_mode_test"):
-        _choice(c, name, sampling.CONTEXT_MODES)
+        _choice(c, name, shape_sampling.CONTEXT_MODES)
     _choice(c, "rep_source", REP_SOURCES)
     _choice(c, "target_transform", um.TARGET_TRANSFORMS)
     _choice(c, "baseline", BASELINES)
-    _choice(c, "query_source", sampling.QUERY_SOURCES)
+    _choice(c, "query_source", shape_sampling.QUERY_SOURCES)
     if str(c.query_source) != "pool":
         _choice(c, "grid_sample_mode", GRID_MODES)
     if float(c.ridge_lipschitz_lambda) > 0:
@@ -93,7 +93,7 @@ def validate(c) -> None:
 
 def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
     """(all eval paths, head-train paths, head-test paths, head-train backend, transductive?)."""
-    eval_paths = sampling.list_shapes(str(c.cache_root), str(c.split))
+    eval_paths = shape_sampling.list_shapes(str(c.cache_root), str(c.split))
     if int(c.max_shapes) > 0:
         eval_paths = eval_paths[:int(c.max_shapes)]
     if not eval_paths:
@@ -101,7 +101,7 @@ def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
                          f"{os.path.join(str(c.cache_root), str(c.split), '*', '*.npz')}")
     head_split = str(c.head_train_split or "").strip()
     if head_split and head_split.lower() != "none":
-        tr = sampling.list_shapes(str(c.cache_root), head_split)
+        tr = shape_sampling.list_shapes(str(c.cache_root), head_split)
         if int(c.head_train_max_shapes) > 0:
             tr = tr[:int(c.head_train_max_shapes)]
         if not tr:
@@ -147,9 +147,9 @@ def check_caches(c, inp: Inputs) -> None:
         return None if mode == "none" else name
 
     qs = str(c.query_source)
-    problems = [] if int(c.baseline_only) else sampling.check_shapes(
+    problems = [] if int(c.baseline_only) else shape_sampling.check_shapes(
         inp.tr_paths, backend(str(c.context_mode_train), inp.head_backend), qs)
-    problems += sampling.check_shapes(
+    problems += shape_sampling.check_shapes(
         inp.te_paths, backend(str(c.context_mode_test), str(c.context_backend)), qs)
     if problems:
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -181,7 +181,7 @@ class TestPass:
     y_true: np.ndarray           # (shapes * queries,) float32
     pred_t: np.ndarray | None    # probe, transformed space (None: baseline-only)
     nn: np.ndarray | None        # nn_copy (None: no baseline)
-    kept: list[sampling.ShapeSample]
+    kept: list[shape_sampling.ShapeSample]
     seconds: float
 
 
@@ -190,7 +190,7 @@ class Pass:
     """One seed of one network: the original's result keys and what the study builds on."""
     result: dict[str, Any]       # the original's result JSON (metrics, settings, timing)
     per_shape: dict[str, Any]    # {"paths", "probe", "nn_copy"}: per-shape statistics
-    samples: list[sampling.ShapeSample]  # the first `keep` evaluated shapes (mesh eval)
+    samples: list[shape_sampling.ShapeSample]  # the first `keep` evaluated shapes (mesh eval)
     head: Head | None
     y_true: np.ndarray
     pred: np.ndarray | None      # probe distances (None: baseline-only)
