@@ -13,7 +13,8 @@ from nepa3d_jax.eval.cls import mc as cls_mc
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.eval.cls import split as cls_split
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_A_POINT, TYPE_A_RAY, TYPE_BOS, TYPE_EOS,
+                                        TYPE_MISSING_RAY, TYPE_POINT, TYPE_Q_POINT, TYPE_Q_RAY)
 
 
 def _paths(counts):
@@ -84,8 +85,8 @@ def test_select_files_on_tmp_tree(tmp_path):
 
 
 def _hand_sequence():
-    type_id = jnp.array([[tt.TYPE_BOS, tt.TYPE_Q_POINT, tt.TYPE_A_POINT, tt.TYPE_Q_RAY,
-                          tt.TYPE_A_RAY, tt.TYPE_EOS]], jnp.int32)
+    type_id = jnp.array([[TYPE_BOS, TYPE_Q_POINT, TYPE_A_POINT, TYPE_Q_RAY,
+                          TYPE_A_RAY, TYPE_EOS]], jnp.int32)
     h = jnp.arange(6, dtype=jnp.float32).reshape(1, 6, 1) * jnp.array([1.0, 10.0])
     return h, type_id
 
@@ -100,7 +101,7 @@ def test_pooling_modes(mode, want):
 
 
 def test_pooling_legacy_tokens_and_fallbacks():
-    t = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_POINT, tt.TYPE_MISSING_RAY, tt.TYPE_EOS]])
+    t = jnp.array([[TYPE_BOS, TYPE_POINT, TYPE_POINT, TYPE_MISSING_RAY, TYPE_EOS]])
     h = jnp.arange(5, dtype=jnp.float32).reshape(1, 5, 1)
     np.testing.assert_allclose(cls_pooling.pool(h, t, "mean_pts"), [[1.5]])
     # No answer token anywhere in the batch: the last token (as the original).

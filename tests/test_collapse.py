@@ -13,7 +13,7 @@ from nepa3d_jax.config import ConfigError, validate
 from nepa3d_jax.model import QueryNepa
 from nepa3d_jax.model.losses import nepa_loss
 from nepa3d_jax.train import collapse, loop
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_BOS, TYPE_Q_POINT
 
 from helpers import tiny_config, write_tiny_cache
 
@@ -52,7 +52,7 @@ def test_effective_rank_counts_equally_used_orthogonal_directions():
 def test_shortcut_metrics_on_constructed_parts():
     b, t, d = 2, 6, 8
     rng = np.random.default_rng(1)
-    type_id = np.tile(np.array([tt.TYPE_BOS, tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 2), (b, 1))
+    type_id = np.tile(np.array([TYPE_BOS, TYPE_Q_POINT, TYPE_A_POINT] * 2), (b, 1))
     tp = rng.normal(size=(b, t, d)).astype(np.float32)
     content = np.zeros_like(tp)
     out = collapse.shortcut_metrics(tp + content, content, tp, type_id)

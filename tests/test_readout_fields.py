@@ -75,9 +75,9 @@ def test_type_emb_std_is_validated():
 
 def test_content_std_target_and_answer_regression():
     from nepa3d_jax.model import losses
-    from nepa3d_jax.tokenizer import types as tt
+    from nepa3d_jax.tokenizer.types import SLOT_DIST, TYPE_A_POINT, TYPE_BOS, TYPE_EOS, TYPE_Q_POINT
     rng = np.random.default_rng(0)
-    tid = jnp.asarray([[tt.TYPE_BOS] + [tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 4 + [tt.TYPE_EOS]] * 3)
+    tid = jnp.asarray([[TYPE_BOS] + [TYPE_Q_POINT, TYPE_A_POINT] * 4 + [TYPE_EOS]] * 3)
     z = jnp.asarray(rng.normal(size=(3, 10, 8)) + 5.0, jnp.float32)  # a shared offset
     mask = losses.nepa_token_mask(tid)
     std = np.asarray(losses.standardize_targets(z[:, 1:], mask))
@@ -90,7 +90,7 @@ def test_content_std_target_and_answer_regression():
     assert float(losses.nepa_loss(z, offset, tid, standardize=True)) > 0.5
     # answer regression: exact standardised answers -> 0; constant slots do not count
     feat = np.zeros((3, 10, 15), np.float32)
-    feat[:, 2::2, tt.SLOT_DIST] = rng.uniform(0, 0.3, size=(3, 4))
+    feat[:, 2::2, SLOT_DIST] = rng.uniform(0, 0.3, size=(3, 4))
     f = jnp.asarray(feat)
     target = np.asarray(losses.standardize_targets(f[:, 1:], mask, eps=1e-12))
     pred = np.zeros((3, 10, 15), np.float32)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_A_POINT, TYPE_A_RAY, TYPE_BOS, TYPE_EOS, TYPE_POINT,
+                                        TYPE_Q_POINT)
 
 MODES = ("auto", "eos", "bos", "mean", "mean_no_special", "mean_pts", "mean_a")
 
@@ -30,11 +31,11 @@ def pooling_mask(type_id_BT: jax.Array, mode: str) -> jax.Array | None:
     """Boolean (B,T) mask of the tokens a masked mode averages; None for bos/eos/mean."""
     t = type_id_BT
     if mode == "mean_no_special":
-        return (t != tt.TYPE_BOS) & (t != tt.TYPE_EOS)
+        return (t != TYPE_BOS) & (t != TYPE_EOS)
     if mode == "mean_pts":
-        return (t == tt.TYPE_POINT) | (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_A_POINT)
+        return (t == TYPE_POINT) | (t == TYPE_Q_POINT) | (t == TYPE_A_POINT)
     if mode == "mean_a":
-        return (t == tt.TYPE_A_POINT) | (t == tt.TYPE_A_RAY)
+        return (t == TYPE_A_POINT) | (t == TYPE_A_RAY)
     return None
 
 

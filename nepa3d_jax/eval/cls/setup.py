@@ -23,7 +23,7 @@ from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.tokenizer import modes as tok_modes
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import FEAT_DIM, sequence_length
 
 
 def _get(cfg: Any, dotted: str, default=None):
@@ -156,7 +156,7 @@ def resolve(c: ml_collections.ConfigDict) -> Resolved:
         bb = None
     if n_point <= 0:
         raise ValueError(f"n_point resolved to {n_point}: set config.n_point")
-    seq_len = tt.sequence_length(n_point, n_ray, qa, eos)
+    seq_len = sequence_length(n_point, n_ray, qa, eos)
     if bb is not None:
         if c.max_len >= 0:
             if c.max_len < seq_len:
@@ -187,7 +187,7 @@ def materialize(r: Resolved, s: ml_collections.ConfigDict, key: jax.Array) -> No
     bb.model = QueryNepa(d_model=int(s.d_model), layers=int(s.layers), heads=int(s.heads),
                          mlp_ratio=float(s.mlp_ratio), max_len=int(bb.max_len),
                          attention=str(s.attention))
-    feat = jnp.zeros((1, r.seq_len, tt.FEAT_DIM), jnp.float32)
+    feat = jnp.zeros((1, r.seq_len, FEAT_DIM), jnp.float32)
     type_id = jnp.zeros((1, r.seq_len), jnp.int32)
     init = jax.jit(lambda k, f, t: bb.model.init(k, f, t, is_causal=False)["params"])
     bb.params = init(key, feat, type_id)  # one compile instead of one per eager op

@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cpac import feed, mesh_eval, shape_sampling
-from nepa3d_jax.eval.cpac import metrics as um
+from nepa3d_jax.eval.cpac import feed, mesh_eval, metrics, shape_sampling
 from nepa3d_jax.eval.cpac.extract import REP_SOURCES
 from nepa3d_jax.eval.cpac.grid import GRID_MODES
 from nepa3d_jax.eval.cpac.report import settings as original_settings
@@ -58,7 +57,7 @@ def validate(c) -> None:
     for name in ("context_mode_train", "context_mode_test"):
         _choice(c, name, shape_sampling.CONTEXT_MODES)
     _choice(c, "rep_source", REP_SOURCES)
-    _choice(c, "target_transform", um.TARGET_TRANSFORMS)
+    _choice(c, "target_transform", metrics.TARGET_TRANSFORMS)
     _choice(c, "baseline", BASELINES)
     _choice(c, "query_source", shape_sampling.QUERY_SOURCES)
     if str(c.query_source) != "pool":
@@ -172,7 +171,7 @@ class Head:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Distances (the target transform undone) for representation rows `x`."""
-        return um.inverse_transform_target(ridge_predict(x, self.w), **self.transform)
+        return metrics.inverse_transform_target(ridge_predict(x, self.w), **self.transform)
 
 
 @dataclasses.dataclass
@@ -205,7 +204,7 @@ def phase(net: Network, seed: int, name: str, n_shapes: int) -> str:
 
 def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
     """The head-training pass and the ridge solve (the original's, in float64)."""
-    tt = _target_transform(c)
+    transform = _target_transform(c)
     layout = net.layout(0 if str(c.context_mode_train) == "none" else int(c.n_context),
                         int(c.n_query))
     acc = None
@@ -220,7 +219,7 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
             rows.append((x, y))
             return
         acc = acc or RidgeAccumulator(x.shape[1])
-        acc.add(x, um.transform_target(y, **tt))
+        acc.add(x, metrics.transform_target(y, **transform))
 
     items = feed.samples(inp.tr_paths, seed=int(c.eval_seed), backend=inp.head_backend,
                          mode=str(c.context_mode_train), c=c, pool=pool, with_baseline=False)
@@ -228,7 +227,7 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
     feed.run_pass(items, len(inp.tr_paths), layout, net.rep_fn, train_batch, desc,
                   bool(c.progress))
     if not rows:
-        return Head(acc.solve(float(c.ridge_lambda)), tt)
+        return Head(acc.solve(float(c.ridge_lambda)), transform)
     # the original's cap: a random subset of all head-training rows
     x = np.concatenate([r[0] for r in rows])
     y = np.concatenate([r[1] for r in rows])
@@ -236,7 +235,8 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
         sel = np.random.RandomState(int(c.eval_seed) & 0xFFFFFFFF).permutation(
             x.shape[0])[:int(c.head_train_n)]
         x, y = x[sel], y[sel]
-    return Head(ridge_fit(x, um.transform_target(y, **tt), float(c.ridge_lambda)), tt)
+    y_t = metrics.transform_target(y, **transform)
+    return Head(ridge_fit(x, y_t, float(c.ridge_lambda)), transform)
 
 
 def test_pass(c, inp: Inputs, net: Network, head: Head | None, pool, keep: int,
@@ -272,12 +272,12 @@ def test_pass(c, inp: Inputs, net: Network, head: Head | None, pool, keep: int,
 def report(c, inp: Inputs, net: Network, test: TestPass, fallback: set[str]
            ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray | None]:
     """(the original's result keys, per-shape statistics, probe distances or None)."""
-    tau, tt = float(c.tau), _target_transform(c)
+    tau, transform = float(c.tau), _target_transform(c)
     y_true, n_te = test.y_true, len(inp.te_paths)
     per_shape: dict[str, Any] = {"paths": list(inp.te_paths)}
     baseline = None
     if test.nn is not None:
-        baseline = um.udf_metrics(y_true, test.nn, tau)
+        baseline = metrics.udf_metrics(y_true, test.nn, tau)
         baseline["name"] = "nn_copy"
         per_shape["nn_copy"] = per_shape_stats(y_true.reshape(n_te, -1),
                                                test.nn.reshape(n_te, -1), tau)
@@ -288,13 +288,15 @@ def report(c, inp: Inputs, net: Network, test: TestPass, fallback: set[str]
         out.update(settings)
         out.update(baseline=baseline, baseline_only=True)
     else:
-        pred = um.inverse_transform_target(test.pred_t, **tt)
-        out = um.udf_metrics(y_true, pred, tau)
+        pred = metrics.inverse_transform_target(test.pred_t, **transform)
+        out = metrics.udf_metrics(y_true, pred, tau)
         per_shape["probe"] = per_shape_stats(y_true.reshape(n_te, -1), pred.reshape(n_te, -1),
                                              tau)
-        out["near@tau_report"] = um.udf_metrics_near(y_true, pred, tau, float(c.report_near_tau))
-        out["metrics_transformed"] = um.udf_metrics(
-            um.transform_target(y_true, **tt), test.pred_t, um.transform_tau(tau, **tt))
+        out["near@tau_report"] = metrics.udf_metrics_near(y_true, pred, tau,
+                                                          float(c.report_near_tau))
+        out["metrics_transformed"] = metrics.udf_metrics(
+            metrics.transform_target(y_true, **transform), test.pred_t,
+            metrics.transform_tau(tau, **transform))
         out.update(settings)
         out["baseline"] = baseline
     if fallback:

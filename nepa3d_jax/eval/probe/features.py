@@ -25,7 +25,7 @@ import numpy as np
 
 from nepa3d_jax.eval.cls import mc as cls_mc
 from nepa3d_jax.model.transformer import EncoderLayer
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_POINT, TYPE_Q_POINT, TYPE_Q_RAY, TYPE_RAY
 from nepa3d_jax.tokenizer.options import TokenOptions
 from nepa3d_jax.tokenizer.sequence import build_batch
 
@@ -61,12 +61,12 @@ def pool(h_BTD: jax.Array, type_id_BT: jax.Array, readout: str) -> jax.Array:
     """(B, T, D) -> (B, D) or (B, 2D) for one name of `READOUTS`."""
     base = readout[:-3] if readout.endswith("_ln") else readout
     t = type_id_BT
-    points = (t == tt.TYPE_POINT) | (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_A_POINT)
+    points = (t == TYPE_POINT) | (t == TYPE_Q_POINT) | (t == TYPE_A_POINT)
     if base == "mean_pts":
         out = _masked_mean(h_BTD, points)
     elif base == "mean_q":
-        queries = (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_Q_RAY)
-        legacy = (t == tt.TYPE_POINT) | (t == tt.TYPE_RAY)
+        queries = (t == TYPE_Q_POINT) | (t == TYPE_Q_RAY)
+        legacy = (t == TYPE_POINT) | (t == TYPE_RAY)
         out = _masked_mean(h_BTD, jnp.where(queries.any(axis=1, keepdims=True), queries, legacy))
     elif base == "mean_max":
         out = jnp.concatenate([_masked_mean(h_BTD, points), _masked_max(h_BTD, points)], -1)
