@@ -16,9 +16,9 @@ import copy
 from typing import Any
 
 _SMALL_PRETRAIN = {
-    "model.d_model": 96, "model.layers": 3, "model.heads": 4,
+    "model.d_model": 64, "model.layers": 3, "model.heads": 4,
     "data.n_point": 96, "data.n_ray": 32, "data.max_len": -1, "data.mix_num_samples": 4000,
-    "train.batch_per_device": 16, "train.num_steps": 1200, "train.base_lr": 5e-4,
+    "train.batch_per_device": 16, "train.num_steps": 1500, "train.base_lr": 5e-4,
     "train.lr_scale": False, "train.log_every_steps": 25, "train.checkpoint_every_steps": 500,
 }
 
