@@ -35,7 +35,7 @@ from data_prep.atomic import atomic_savez  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.config.loading import fill_defaults  # noqa: E402
 from nepa3d_jax.data import schema  # noqa: E402
-from nepa3d_jax.data import workers as workers_lib  # noqa: E402
+from nepa3d_jax.data import loader_workers  # noqa: E402
 from nepa3d_jax.data.pipeline import InputPipeline  # noqa: E402
 
 PRESETS = {  # mixture (name, cache folder, backend, weight) and token counts of configs/runX.py
@@ -96,9 +96,9 @@ def data_cfg(preset, base, loader, workers, n_samples):
 
 def time_ours(preset, base, loader, workers, batch, batches):
     # Steady state: every worker process has started and has written each of its reused
-    # shared-memory slots once (`workers_lib.slots_per_worker`; their first use
+    # shared-memory slots once (`loader_workers.slots_per_worker`; their first use
     # page-faults fresh memory, a one-time cost like the start-up).
-    warm = workers * workers_lib.slots_per_worker(PREFETCH) + 1
+    warm = workers * loader_workers.slots_per_worker(PREFETCH) + 1
     pipe = InputPipeline(data_cfg(preset, base, loader, workers, batch * (batches + warm)),
                          batch, process_index=0, process_count=1)
     try:
@@ -210,7 +210,7 @@ def main(argv=None):
               flush=True)
     pid = os.fork()  # the loader workers' malloc setting, in a child so this process keeps its own
     if pid == 0:
-        workers_lib.tune_malloc()
+        loader_workers.tune_malloc()
         for form, base in forms.items():
             rate = cpu_rate(args.preset, base, args.batch, args.batches)
             print(f"ours {form:8s} per core, worker malloc:  {rate:7.1f} samples per CPU-second "

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(_HERE))
 from nepa3d_jax import cli  # noqa: E402
-from nepa3d_jax import tokenizer as tok  # noqa: E402
+from nepa3d_jax import tokenizer  # noqa: E402
 
 PRESETS = {
     # pt pool, ray pool, tokenizer options (the run configs' data fields)
@@ -84,7 +84,7 @@ def cache_pools(root, n_shapes, pt_pool, ray_pool):
 
 
 def add_fps_orders(shapes):
-    fps = jax.jit(tok.fps_order, static_argnums=1)
+    fps = jax.jit(tokenizer.fps_order, static_argnums=1)
     for s in shapes:
         k = min(FPS_K, s["pt_xyz"].shape[0])
         s["pt_fps_order"] = np.asarray(fps(s["pt_xyz"], k))
@@ -99,7 +99,7 @@ def time_ours(shapes, opts, batch, precomputed, repeats):
     else:
         stack["fps_count"] = np.full((batch,), stack["pt_fps_order"].shape[1], np.int32)
     stack["pt_count"] = np.full((batch,), stack["pt_xyz"].shape[1], np.int32)
-    fn = jax.jit(functools.partial(tok.build_batch, **opts))
+    fn = jax.jit(functools.partial(tokenizer.build_batch, **opts))
     keys = jax.random.split(jax.random.key(0), batch)
     jax.block_until_ready(fn(stack, keys))  # compile
     times = []

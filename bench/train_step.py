@@ -96,7 +96,7 @@ def ours(config, pools, steps: int, attention: str) -> tuple[float, float, int]:
     sizes = Sizes(int(config.data.n_point), int(config.data.n_ray), 0)
     spec = StepSpec.from_config(config, sizes, 1)
     model = build_model(config, spec.seq_len)
-    optimizer = make_optimizer(config.train, 3e-4)
+    optimizer = make_optimizer(config.train, 3e-4, 1)
     state, shardings = create_state(init_fn(model, optimizer, seed=0), mesh)
     step = jit_train_step(make_train_step(model, optimizer, spec), shardings, mesh)
     batch = jax.device_put(pools, batch_sharding(mesh))

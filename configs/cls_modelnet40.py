@@ -10,6 +10,6 @@ per process x 4 GPUs).
 Expect: the first log lines state the protocol; no numbers from the plan (its runs skipped it).
 """
 
-from nepa3d_jax.eval.cls.defaults import modelnet40 as get_config
+from nepa3d_jax.eval.cls.cls_defaults import modelnet40 as get_config
 
 __all__ = ["get_config"]

@@ -18,6 +18,6 @@ test_acc 0.22-0.32 (A 0.3157, B 0.2230, C 0.2383, D 0.2260) with their LR-starve
 pretraining. The log sits beside `out_json` (`.log`).
 """
 
-from nepa3d_jax.eval.cls.defaults import scanobjectnn as get_config
+from nepa3d_jax.eval.cls.cls_defaults import scanobjectnn as get_config
 
 __all__ = ["get_config"]

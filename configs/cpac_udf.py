@@ -28,6 +28,6 @@ A checkpoint whose positional table is shorter than the CPAC sequence
 `max_len` (e.g. 4098) to resize it by linear interpolation, as the original's `--max_len`.
 """
 
-from nepa3d_jax.eval.cpac.defaults import get_config
+from nepa3d_jax.eval.cpac.cpac_defaults import get_config
 
 __all__ = ["get_config"]

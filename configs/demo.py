@@ -14,22 +14,23 @@ runs/demo to start over.
 
 import ml_collections
 
-from nepa3d_jax.train import defaults as base
+from nepa3d_jax.train import pretrain_defaults
 
 DATA = "data/demo"
 
 
 def get_config() -> ml_collections.ConfigDict:
-  c = base.get_config()
+  c = pretrain_defaults.get_config()
   c.workdir = "runs/demo"
 
   d = c.data
   d.synthetic = ml_collections.ConfigDict(dict(
       out_dir=DATA, n_per_class=6, seed=0, builder="data_prep.synthetic:build_synthetic_corpus"))
   d.mix = ml_collections.ConfigDict(dict(
-      demo_mesh=base.mix_component(f"{DATA}/cache", "mesh", 0.34),
-      demo_udf=base.mix_component(f"{DATA}/cache", "udfgrid", 0.33),
-      demo_scan_noray=base.mix_component(f"{DATA}/scan_cache", "pointcloud_noray", 0.33),
+      demo_mesh=pretrain_defaults.mix_component(f"{DATA}/cache", "mesh", 0.34),
+      demo_udf=pretrain_defaults.mix_component(f"{DATA}/cache", "udfgrid", 0.33),
+      demo_scan_noray=pretrain_defaults.mix_component(f"{DATA}/scan_cache", "pointcloud_noray",
+                                                      0.33),
   ))
   d.mix_num_samples = 400
   d.n_point = 64

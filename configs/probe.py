@@ -7,6 +7,6 @@ cross-validation on the episode) and cosine k-NN, for K = 1, 5, 10 labelled shap
 for the pretrained model and the same architecture freshly initialised (docs/evaluation.md).
 """
 
-from nepa3d_jax.eval.probe.defaults import get_config
+from nepa3d_jax.eval.probe.probe_defaults import get_config
 
 __all__ = ["get_config"]

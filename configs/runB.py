@@ -7,14 +7,14 @@ The original's LR (1.875e-5 at global batch 128, docs/pbs.md): add
   --config.train.base_lr=3.75e-5 --config.train.lr_ref_batch=256
 """
 
-from nepa3d_jax.train import defaults as base
+from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = base.get_config()
+  c = pretrain_defaults.get_config()
   c.workdir = "runs/pretrain_abcd_1024_runB"
   c.seed = 101
-  c.data.mix = base.mix_scan_pointcloud()
+  c.data.mix = pretrain_defaults.mix_scan_pointcloud()
   c.data.n_ray = 0
   c.data.qa_tokens = 0
   c.data.max_len = 2500

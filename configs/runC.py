@@ -7,11 +7,11 @@ The original's LR (1.875e-5 at global batch 128, docs/pbs.md): add
   --config.train.base_lr=3.75e-5 --config.train.lr_ref_batch=256
 """
 
-from nepa3d_jax.train import defaults as base
+from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = base.get_config()  # Run A is the base config plus its workdir and seed
+  c = pretrain_defaults.get_config()  # Run A is the base config plus its workdir and seed
   c.workdir = "runs/pretrain_abcd_1024_runC"
   c.seed = 102
   c.data.point_order_mode = "morton"

@@ -27,7 +27,7 @@ from data_prep.fps import fps_order
 from data_prep.runner import process_context
 from nepa3d_jax import atomic_io
 from nepa3d_jax import cli
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 
 
 def list_caches(cache_root: str, splits: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ from data_prep.fps import fps_order
 from data_prep.normalize import unit_ball_mesh_vertices
 from data_prep.profile import Profile
 from data_prep.runner import BadShape, shape_rng
-from data_prep.sampling import fill_nonfinite, query_pool, sample_surface
+from data_prep.surface_sampling import fill_nonfinite, query_pool, sample_surface
 
 try:  # libigl: AABB-tree exact distances in C++ (the numpy fallback is exact but slower)
     import igl

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep.atomic import atomic_savez
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 
 
 class BadShape(ValueError):

@@ -31,7 +31,7 @@ from data_prep.atomic import add_compress_arg, remove_stale_temps
 from data_prep.fps import fps_order
 from data_prep.normalize import unit_ball_points
 from data_prep.runner import BadShape, Job, Summary, run_jobs
-from data_prep.sampling import query_pool
+from data_prep.surface_sampling import query_pool
 from nepa3d_jax import atomic_io
 from nepa3d_jax import cli
 

@@ -66,7 +66,7 @@ def partial_scan(mesh: trimesh.Trimesh, n_points: int, rng: np.random.Generator,
                  noise: float = 0.01, background: float = 0.05) -> np.ndarray:
     """(n_points, 3) f32 ScanObjectNN-like view: the side facing a random camera, jittered,
     with a few background points on a ground plane below the object."""
-    from data_prep.sampling import sample_surface
+    from data_prep.surface_sampling import sample_surface
     pts, face = sample_surface(mesh.vertices, mesh.faces, 4 * n_points, rng)
     view = rng.normal(size=3)
     view /= np.linalg.norm(view)

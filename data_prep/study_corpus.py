@@ -52,7 +52,7 @@ from data_prep.profile import Profile
 from data_prep.runner import process_context, shape_rng
 from nepa3d_jax import atomic_io
 from nepa3d_jax.atomic_io import atomic_path
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 
 SPLITS = ("pretrain", "train", "test")
 PRETRAIN_SCAN_SEED_OFFSET = 1_000_000      # scan caches: pretrain seed + this, test + 12345

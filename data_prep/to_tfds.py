@@ -52,7 +52,7 @@ from nepa3d_jax.checkpoint.lock import RunLock, RunLockedError
 from nepa3d_jax import atomic_io
 from nepa3d_jax.data import schema, tfds_source
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 
 # Target shard size: large enough to keep the file count small on Lustre/GPFS, small enough that
 # many workers read different shards (tfds' own default is similar).

@@ -24,7 +24,7 @@ import sys
 from nepa3d_jax.data import schema, tfds_source
 from data_prep.runner import process_context
 from nepa3d_jax import cli
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 
 # The backend a mixture component reads when its config names none (one owner: mixture.py).
 # Checked when --backends is not given: the backend of Runs A/C/D's first component, the one

@@ -78,7 +78,7 @@ def test_data_prep_outputs_follow_the_umask(tmp_path):
 
 _POOL_SCRIPT = """
 import os, sys, time
-from nepa3d_jax.workers import process_pool
+from nepa3d_jax.process_pool import process_pool
 pool = process_pool(2)
 futures = [pool.submit(time.sleep, 600) for _ in range(2)]
 time.sleep(2.0)

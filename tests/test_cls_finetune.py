@@ -126,7 +126,7 @@ def test_readout_fixes_head_norm_mean_max_and_cosine_schedule(tmp_path):
     root = make_synthetic_cache(tmp_path / "cache")
     out = tmp_path / "r.json"
     cfg = tiny_config(root, out, epochs=3, head_norm=1, cls_pooling="mean_max",
-                      lr_schedule="cosine", warmup_epochs=1, mc_eval_k_test=1,
+                      lr_schedule="cosine", lr_warmup_epochs=1, mc_eval_k_test=1,
                       save_dir=str(tmp_path / "best"), val_ratio=0.0)
     result = finetune_cls.run(cfg)
     assert result["settings"]["resolved"]["head_norm"] is True
@@ -137,7 +137,7 @@ def test_readout_fixes_head_norm_mean_max_and_cosine_schedule(tmp_path):
     assert np.abs(scale - 1).max() > 0 and np.abs(bias).max() > 0  # trained, not left at init
     head = "\n".join(out.with_suffix(".log").read_text().splitlines()[:8])
     assert "cls_pooling=mean_max->mean_max head_norm=1" in head
-    assert "(cosine decay to 0, linear warmup 1 epochs)" in head
+    assert "(linear warmup 1 epochs, cosine decay to 0)" in head
     assert all(np.isfinite(h["train_loss"]) for h in result["history"])
 
 
@@ -151,10 +151,10 @@ def test_bad_inputs_fail_before_training(tmp_path, reference_dir):
         finetune_cls.run(tiny_config(root, tmp_path / "x.json", cls_pooling="max"))
     with pytest.raises(ValueError, match="backend"):
         finetune_cls.run(tiny_config(root, tmp_path / "x.json", backend="lidar"))
-    for field, value in (("lr_schedule", "step"), ("warmup_epochs", 2), ("warmup_epochs", -1),
-                         ("head_norm", 2)):  # tiny_config: epochs=2
-        with pytest.raises(ValueError, match=f"config.{field}="):
-            finetune_cls.run(tiny_config(root, tmp_path / "x.json", **{field: value}))
+    for kw in (dict(lr_schedule="step"), dict(lr_warmup_epochs=2, lr_schedule="cosine"),
+               dict(lr_warmup_epochs=-1), dict(lr_warmup_epochs=1), dict(head_norm=2)):
+        with pytest.raises(ValueError, match=f"config.{next(iter(kw))}="):  # epochs=2 here
+            finetune_cls.run(tiny_config(root, tmp_path / "x.json", **kw))
     bad = root / "train" / "class_0" / "train_0_0.npz"
     z = dict(np.load(bad))
     del z["pc_xyz"]

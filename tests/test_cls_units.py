@@ -13,7 +13,9 @@ from nepa3d_jax.eval.cls import mc as cls_mc
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
 from nepa3d_jax.eval.cls import split as cls_split
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_A_POINT, TYPE_A_RAY, TYPE_BOS, TYPE_EOS,
+                                        TYPE_MISSING_RAY, TYPE_POINT, TYPE_Q_POINT, TYPE_Q_RAY,
+                                        TYPE_RAY)
 
 
 def _paths(counts):
@@ -84,8 +86,8 @@ def test_select_files_on_tmp_tree(tmp_path):
 
 
 def _hand_sequence():
-    type_id = jnp.array([[tt.TYPE_BOS, tt.TYPE_Q_POINT, tt.TYPE_A_POINT, tt.TYPE_Q_RAY,
-                          tt.TYPE_A_RAY, tt.TYPE_EOS]], jnp.int32)
+    type_id = jnp.array([[TYPE_BOS, TYPE_Q_POINT, TYPE_A_POINT, TYPE_Q_RAY,
+                          TYPE_A_RAY, TYPE_EOS]], jnp.int32)
     h = jnp.arange(6, dtype=jnp.float32).reshape(1, 6, 1) * jnp.array([1.0, 10.0])
     return h, type_id
 
@@ -100,7 +102,7 @@ def test_pooling_modes(mode, want):
 
 
 def test_pooling_legacy_tokens_and_fallbacks():
-    t = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_POINT, tt.TYPE_MISSING_RAY, tt.TYPE_EOS]])
+    t = jnp.array([[TYPE_BOS, TYPE_POINT, TYPE_POINT, TYPE_MISSING_RAY, TYPE_EOS]])
     h = jnp.arange(5, dtype=jnp.float32).reshape(1, 5, 1)
     np.testing.assert_allclose(cls_pooling.pool(h, t, "mean_pts"), [[1.5]])
     # No answer token anywhere in the batch: the last token (as the original).
@@ -223,7 +225,7 @@ def test_pooling_mean_q_and_mean_max():
     mm = np.asarray(cls_pooling.pool(h, t, "mean_max"))
     np.testing.assert_allclose(mm, [[1.5, 15.0, 2.0, 20.0]])  # [mean, max] of tokens 1, 2
     assert cls_pooling.pooled_dim("mean_max", 8) == 16 and cls_pooling.pooled_dim("mean_q", 8) == 8
-    legacy = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_RAY, tt.TYPE_EOS]])
+    legacy = jnp.array([[TYPE_BOS, TYPE_POINT, TYPE_RAY, TYPE_EOS]])
     h4 = jnp.arange(4, dtype=jnp.float32).reshape(1, 4, 1)
     np.testing.assert_allclose(cls_pooling.pool(h4, legacy, "mean_q"), [[1.5]])  # POINT + RAY
 
@@ -235,14 +237,13 @@ def test_schedule_values_at_given_steps():
     got = [float(f(s)) for s in (0, 5, 10, 60, 109)]
     want = [0.0, 5e-4, 1e-3, 5e-4, 1e-3 * 0.5 * (1 + np.cos(np.pi * 99 / 100))]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)  # float32 near 0
-    g = cls_steps.learning_rate(1e-3, "constant", 4, 20)
-    np.testing.assert_allclose([float(g(s)) for s in (0, 2, 4, 19)], [0, 5e-4, 1e-3, 1e-3],
-                               rtol=1e-6)
+    with pytest.raises(ValueError, match="lr_warmup_epochs"):  # constant: no warmup
+        cls_steps.learning_rate(1e-3, "constant", 4, 20)
     f0 = cls_steps.learning_rate(1e-3, "cosine", 0, 10)   # no warmup: starts at the peak
     np.testing.assert_allclose(float(f0(0)), 1e-3, rtol=1e-6)
     with pytest.raises(ValueError, match="lr_schedule"):
         cls_steps.learning_rate(1e-3, "step", 0, 10)
-    with pytest.raises(ValueError, match="warmup_epochs"):
+    with pytest.raises(ValueError, match="lr_warmup_epochs"):
         cls_steps.learning_rate(1e-3, "cosine", 10, 10)
 
 
@@ -266,7 +267,7 @@ def test_head_norm_normalises_the_pooled_vector():
         def apply(self, variables, feat, type_id, is_causal, deterministic):
             return None, None, feat
 
-    t = jnp.array([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_POINT, tt.TYPE_EOS]] * 2)
+    t = jnp.array([[TYPE_BOS, TYPE_POINT, TYPE_POINT, TYPE_EOS]] * 2)
     feat = jnp.asarray(np.random.RandomState(0).randn(2, 4, 6), jnp.float32) * 3 + 5
     head = dict(kernel=jnp.eye(6), bias=jnp.zeros((6,)))
     plain = cls_model.make_logits_fn(Echo(), "mean_pts", False)
@@ -288,10 +289,11 @@ def test_start_up_check_names_each_readout_field():
     from nepa3d_jax import jobs
     good = jobs.default_config("finetune_cls")
     jobs.check(good)  # the defaults pass
-    assert (good.head_norm, good.lr_schedule, good.warmup_epochs) == (0, "constant", 0)
+    assert (good.head_norm, good.lr_schedule, good.lr_warmup_epochs) == (0, "constant", 0)
     for field, value, text in (("head_norm", 3, "expected 0 or 1"),
                                ("lr_schedule", "linear", "expected one of"),
-                               ("warmup_epochs", 100, "[0, epochs=100)"),
+                               ("lr_warmup_epochs", 100, "[0, epochs=100)"),
+                               ("lr_warmup_epochs", 5, "needs lr_schedule='cosine'"),
                                ("cls_pooling", "max", "mean_max")):
         c = jobs.default_config("finetune_cls")
         c[field] = value

@@ -13,7 +13,8 @@ from nepa3d_jax.config import ConfigError, validate
 from nepa3d_jax.model import QueryNepa
 from nepa3d_jax.model.losses import nepa_loss
 from nepa3d_jax.train import collapse, loop
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.train.augment import Augment
+from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_BOS, TYPE_Q_POINT
 
 from helpers import tiny_config, write_tiny_cache
 
@@ -52,7 +53,7 @@ def test_effective_rank_counts_equally_used_orthogonal_directions():
 def test_shortcut_metrics_on_constructed_parts():
     b, t, d = 2, 6, 8
     rng = np.random.default_rng(1)
-    type_id = np.tile(np.array([tt.TYPE_BOS, tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 2), (b, 1))
+    type_id = np.tile(np.array([TYPE_BOS, TYPE_Q_POINT, TYPE_A_POINT] * 2), (b, 1))
     tp = rng.normal(size=(b, t, d)).astype(np.float32)
     content = np.zeros_like(tp)
     out = collapse.shortcut_metrics(tp + content, content, tp, type_id)
@@ -145,7 +146,8 @@ def test_diagnostics_are_computed_on_logged_steps_only():
     present = jnp.ones((2, 5), bool)
     fixed = dict(sizes=None, tokens=None, objective="nepa", nepa_target="full", mask_ratio=0.4,
                  dual_mask_near=0.0, dual_mask_far=0.0, dual_mask_type_aware=False,
-                 dual_mask_warmup_steps=1, answer_loss_weight=0.0, seed=0)
+                 dual_mask_warmup_steps=1, answer_loss_weight=0.0,
+                 augment=Augment(scale=0.0, shift=0.0, yaw=False), seed=0)
     spec = step_lib.StepSpec(**fixed, diagnostics_every=3)
     fn = jax.jit(lambda s: step_lib.when_logged(
         spec, s, lambda: collapse.collapse_metrics(z, present, "z")))

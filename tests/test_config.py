@@ -68,8 +68,8 @@ def test_load_config_missing_file():
 def test_config_file_outside_repo_imports_package_defaults(tmp_path):
     """A user's config anywhere starts from the package's defaults; loading edits no sys.path."""
     path = tmp_path / "mine.py"
-    path.write_text("from nepa3d_jax.train import defaults\n\ndef get_config():\n"
-                    "  c = defaults.get_config()\n  c.data.n_point = 64\n  return c\n")
+    path.write_text("from nepa3d_jax.train import pretrain_defaults\n\ndef get_config():\n"
+                    "  c = pretrain_defaults.get_config()\n  c.data.n_point = 64\n  return c\n")
     before = list(sys.path)
     config = load_config(str(path))
     assert config.data.n_point == 64 and config.data.n_ray == 1024

@@ -17,7 +17,7 @@ from nepa3d_jax.config.loading import fill_defaults
 from nepa3d_jax.config.record import flatten
 from nepa3d_jax.config.torch_args import config_from_torch_args
 from nepa3d_jax.data import backends
-from nepa3d_jax.train import defaults
+from nepa3d_jax.train import pretrain_defaults
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PKG = REPO / "nepa3d_jax"
@@ -68,7 +68,7 @@ def test_a_partial_config_is_filled_and_keeps_its_own_values():
         backends.VOXEL_GRID, backends.VOXEL_DILATE, backends.VOXEL_MAX_STEPS)
     assert list(config.data.mix) == ["only"]
     assert config.data.mix.only.to_dict() == dict(cache_root="r", backend="mesh", weight=1.0,
-                                                  **defaults.MIX_COMPONENT_DEFAULTS)
+                                                  **pretrain_defaults.MIX_COMPONENT_DEFAULTS)
 
 
 def test_eval_job_configs_are_filled_from_their_own_defaults():
@@ -106,7 +106,7 @@ ALLOWED_RECEIVERS = {
 
 
 def _field_names() -> set[str]:
-    out: set[str] = set(defaults.MIX_COMPONENT_DEFAULTS)
+    out: set[str] = set(pretrain_defaults.MIX_COMPONENT_DEFAULTS)
 
     def walk(node):
         for key, value in node.items():

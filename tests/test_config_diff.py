@@ -134,10 +134,10 @@ def test_run_dir_errors(tmp_path, capsys):
 def _tiny_config(tmp_path, qa_tokens, lr_scale=False):
     """A config file stating what ckpt/tiny_qa/last.pt was trained with (README)."""
     path = tmp_path / f"tiny_qa{qa_tokens}_{int(lr_scale)}.py"
-    path.write_text(f"""from nepa3d_jax.train import defaults as base
+    path.write_text(f"""from nepa3d_jax.train import pretrain_defaults
 
 def get_config():
-  c = base.get_config()
+  c = pretrain_defaults.get_config()
   c.seed = 0
   c.data.mix_config = "mixA.yaml"
   c.data.mix_num_samples = 40  # the YAML's (the .pt's args say 0: take the YAML's)
@@ -192,7 +192,7 @@ def _mixture_config(tmp_path, name, mix_lines):
     return str(path)
 
 
-RUN_A_STYLE = """  c.data.mix = base.mix_mesh_udf_scan()
+RUN_A_STYLE = """  c.data.mix = pretrain_defaults.mix_mesh_udf_scan()
   c.data.mix.shapenet_mesh.cache_root = "cache"
   c.data.mix.shapenet_udf.cache_root = "cache"
   c.data.mix.scan_noray_mainsplit.cache_root = "scan_cache"
@@ -209,7 +209,7 @@ def test_torch_mixture_is_compared(reference_dir, tmp_path, monkeypatch, capsys)
     assert "mixture=mixture compared (mix_config mixA.yaml)" in capsys.readouterr().out
     assert config_diff.main(["--run", ckpt, _mixture_config(tmp_path, "a", RUN_A_STYLE)]) == 0
     assert "mixture compared" in capsys.readouterr().out
-    run_b = "  c.data.mix = base.mix_scan_pointcloud()\n"
+    run_b = "  c.data.mix = pretrain_defaults.mix_scan_pointcloud()\n"
     assert config_diff.main(["--run", ckpt, _mixture_config(tmp_path, "b", run_b)]) == 1
     out = capsys.readouterr().out
     assert "data.mix (components)" in out and "shapenet_pc" in out
@@ -226,14 +226,15 @@ def test_torch_mixture_not_found_says_so(reference_dir, tmp_path, monkeypatch, c
     ckpt.parent.mkdir()
     ckpt.write_bytes((reference_dir / "ckpt" / "tiny_qa" / "last.pt").read_bytes())
     monkeypatch.chdir(tmp_path)
-    config = _mixture_config(tmp_path, "b", "  c.data.mix = base.mix_scan_pointcloud()\n")
+    run_b = "  c.data.mix = pretrain_defaults.mix_scan_pointcloud()\n"
+    config = _mixture_config(tmp_path, "b", run_b)
     assert config_diff.main(["--run", str(ckpt), config]) == 0
     assert "mixture not compared: mix_config 'mixA.yaml' not found" in capsys.readouterr().out
 
 
 _EVIL = """import pathlib
 pathlib.Path({marker!r}).write_text("ran")  # runs if anything imports this file
-from nepa3d_jax.train.defaults import get_config
+from nepa3d_jax.train.pretrain_defaults import get_config
 """
 
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats as sst
+from scipy import stats as scipy_stats
 
 from nepa3d_jax.eval import stats
 
@@ -25,7 +25,7 @@ def test_parse_seeds_forms_and_errors():
 def test_t_interval_over_seeds_matches_scipy():
     x = [0.812, 0.795, 0.830, 0.801]
     out = stats.t_interval(x)
-    lo, hi = sst.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=sst.sem(x))
+    lo, hi = scipy_stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=scipy_stats.sem(x))
     assert out["mean"] == pytest.approx(np.mean(x))
     assert out["std"] == pytest.approx(np.std(x, ddof=1))
     assert out["ci_low"] == pytest.approx(lo) and out["ci_high"] == pytest.approx(hi)
@@ -70,11 +70,11 @@ def test_paired_tests_mark_the_real_difference_and_not_the_null():
     null = stats.paired_test(noise, base, "wilcoxon")
     assert real["significant"] and real["p"] < 1e-10 and real["mean_diff"] < 0
     assert not null["significant"] and null["p"] > 0.05
-    assert real["p"] == pytest.approx(sst.wilcoxon(better, base).pvalue)
+    assert real["p"] == pytest.approx(scipy_stats.wilcoxon(better, base).pvalue)
     # Over seeds: paired t-test, equal to scipy's.
     a, b = [0.80, 0.82, 0.81], [0.70, 0.73, 0.71]
     t = stats.paired_test(a, b, "t")
-    assert t["p"] == pytest.approx(sst.ttest_rel(a, b).pvalue) and t["significant"]
+    assert t["p"] == pytest.approx(scipy_stats.ttest_rel(a, b).pvalue) and t["significant"]
     same = stats.paired_test(a, a, "t")
     assert same["p"] == 1.0 and not same["significant"]
     assert stats.paired_test([1.0], [0.0], "t")["p"] is None

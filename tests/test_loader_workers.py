@@ -19,7 +19,7 @@ import pytest
 
 import tfds_corpus
 from nepa3d_jax.data import slots
-from nepa3d_jax.data import workers as workers_lib
+from nepa3d_jax.data import loader_workers
 from nepa3d_jax.data.pipeline import InputPipeline
 from nepa3d_jax.data.schema import CacheError
 
@@ -37,7 +37,8 @@ def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
             InputPipeline(tfds_corpus.data_cfg(build, "processes"), 4, process_index=1,
                           process_count=2) as b:
         assert b.describe()["forms"] == ["tfds", "tfds"] and b.loader == "processes"
-        assert b.describe()["shm_blocks"] == f"/dev/shm/{workers_lib.BLOCK_PREFIX}{os.getpid()}-*"
+        blocks = f"/dev/shm/{loader_workers.BLOCK_PREFIX}{os.getpid()}-*"
+        assert b.describe()["shm_blocks"] == blocks
         assert a.pads == b.pads
         first = [next(a) for _ in range(4)]
         for want in first:
@@ -64,7 +65,7 @@ def test_worker_processes_on_the_build_give_the_folder_batches(corpus):
 
 def _blocks() -> set:
     """Shared-memory blocks that loader workers made for this (test) process."""
-    prefix = f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-"
+    prefix = f"{loader_workers.BLOCK_PREFIX}{os.getpid()}-"
     return {n for n in os.listdir("/dev/shm") if n.startswith(prefix)}
 
 
@@ -137,17 +138,17 @@ def test_worker_error_names_shard_and_record_and_leaves_no_blocks(corpus, tmp_pa
             self.made = alloc((64, 1024), np.float32)
             raise ValueError("after the allocation")
 
-    names = slots.SlotNames(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-t", workers=1, depth=2)
+    names = slots.SlotNames(f"{loader_workers.BLOCK_PREFIX}{os.getpid()}-t", workers=1, depth=2)
     reader = FailsAfterAlloc()
     with pytest.raises(ValueError, match="after the allocation"):
-        workers_lib.SharedBatch(reader, names)(0)  # no slots yet: a fresh block
-    assert reader.made.shm.name.startswith(workers_lib.BLOCK_PREFIX)
+        loader_workers.SharedBatch(reader, names)(0)  # no slots yet: a fresh block
+    assert reader.made.shm.name.startswith(loader_workers.BLOCK_PREFIX)
     assert not _blocks()
     consumer = slots.ConsumerSlots(names)
     assert consumer.create(1 << 20) and len(_blocks()) == 3  # 2 slots + the state block
-    monkeypatch.setattr(workers_lib, "_WORKER_INDEX", 0)  # as grain's worker 0
+    monkeypatch.setattr(loader_workers, "_WORKER_INDEX", 0)  # as grain's worker 0
     with pytest.raises(ValueError, match="after the allocation"):
-        workers_lib.SharedBatch(reader, names)(0)  # in slot 0, which is then freed
+        loader_workers.SharedBatch(reader, names)(0)  # in slot 0, which is then freed
     assert isinstance(reader.made.base, mmap.mmap)  # carved in the slot
     assert consumer.states() == [[slots.FREE, slots.FREE]]
     consumer.close()
@@ -158,7 +159,7 @@ def test_slot_protocol_edges():
     """A state block that exists but is not sized yet means "no slots yet" (the consumer makes
     it in two steps); a worker whose slots all hold batches not yet handed out waits (that is
     back-pressure) until the consumer closes; a loader dropped without close() unlinks."""
-    names = slots.SlotNames(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-e", workers=1, depth=2)
+    names = slots.SlotNames(f"{loader_workers.BLOCK_PREFIX}{os.getpid()}-e", workers=1, depth=2)
     half_made = shared_memory.SharedMemory(name=names.state, create=True, size=1)
     os.truncate(os.path.join(slots.SHM_DIR, names.state), 0)
     assert slots.WorkerSlots(names).take(0, 5) is None
@@ -215,7 +216,7 @@ def test_workers_and_their_blocks_go_when_the_consumer_is_killed(corpus, tmp_pat
         line = proc.stdout.readline() if ready else ""
         workers = [int(p) for p in line.split()]
         assert len(workers) >= 2, f"no worker pids from the consumer: {line!r}"
-        prefix = f"{workers_lib.BLOCK_PREFIX}{proc.pid}-"
+        prefix = f"{loader_workers.BLOCK_PREFIX}{proc.pid}-"
         assert any(n.startswith(prefix) for n in os.listdir("/dev/shm"))
         os.kill(proc.pid, signal.SIGKILL)
     finally:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nepa3d_jax.model import QueryNepa, blockwise_attention, losses, resize_pos_emb
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import FEAT_DIM, TYPE_MISSING_RAY, TYPE_Q_POINT, TYPE_Q_RAY
 from nepa3d_jax.train import masks
 
 T, D, HEADS, MAX_LEN = 12, 16, 2, 16
@@ -39,7 +39,7 @@ def _perturb(params, key):
 @pytest.fixture(scope="module")
 def tokens():
     rng = np.random.RandomState(0)
-    feat = rng.normal(size=(2, T, tt.FEAT_DIM)).astype(np.float32)
+    feat = rng.normal(size=(2, T, FEAT_DIM)).astype(np.float32)
     type_id = np.array([TYPE_ROW, TYPE_ROW[:9] + [3, 3, 4]], np.int32)
     return jnp.asarray(feat), jnp.asarray(type_id)
 
@@ -171,7 +171,7 @@ def test_vmap_over_an_outer_axis_equals_the_loop(tokens, params2):
 # -- bad input ------------------------------------------------------------------------------
 def test_model_errors_name_the_field(tokens, params2):
     feat, type_id = tokens
-    long_feat = jnp.zeros((1, MAX_LEN + 1, tt.FEAT_DIM))
+    long_feat = jnp.zeros((1, MAX_LEN + 1, FEAT_DIM))
     with pytest.raises(ValueError, match=f"max_len={MAX_LEN}"):
         jax.jit(lambda f, t: _model().apply({"params": params2}, f, t))(
             long_feat, jnp.zeros((1, MAX_LEN + 1), jnp.int32))
@@ -258,9 +258,9 @@ def test_nepa_loss_invariances(loss_inputs):
         ignored = np.zeros(type_id.shape, bool)
         ignored[:, 0] = True
         if type_id is qa:
-            ignored |= np.isin(type_id, (tt.TYPE_Q_POINT, tt.TYPE_Q_RAY, tt.TYPE_MISSING_RAY))
+            ignored |= np.isin(type_id, (TYPE_Q_POINT, TYPE_Q_RAY, TYPE_MISSING_RAY))
         else:
-            ignored |= type_id == tt.TYPE_MISSING_RAY
+            ignored |= type_id == TYPE_MISSING_RAY
         noise = rng.normal(size=z.shape).astype(np.float32)
         z2 = np.where(ignored[..., None], noise, z)
         z_hat2 = z_hat.copy()

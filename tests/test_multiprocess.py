@@ -81,11 +81,11 @@ STEPS = 4
 def _tiny_pretrain_config(path, reference_dir, workdir):
     """Run-A-style mixA mixture, tiny model; the LR rule and `mask_ratio` trip both start-up
     guards (5e-3 x 8 / 40 = 1e-3 effective, 0.2x nominal; mask_ratio without objective mae)."""
-    path.write_text(f"""from nepa3d_jax.train import defaults as base
+    path.write_text(f"""from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = base.get_config()
+  c = pretrain_defaults.get_config()
   c.workdir = {str(workdir)!r}
   c.data.mix_config = {str(reference_dir / "mixA.yaml")!r}
   c.data.mix_num_samples = 40

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from nepa3d_jax.eval.probe import classifiers, features
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_A_POINT, TYPE_BOS, TYPE_EOS, TYPE_POINT, TYPE_Q_POINT,
+                                        TYPE_RAY)
 
 
 def _blobs(n_per, d=6, k=3, sep=4.0, seed=0):
@@ -52,8 +53,8 @@ def test_knn_is_cosine_after_centring_with_votes_then_similarity():
 
 def test_poolings():
     h = jnp.arange(2 * 6 * 2, dtype=jnp.float32).reshape(2, 6, 2)
-    qa = jnp.asarray([[tt.TYPE_BOS, tt.TYPE_Q_POINT, tt.TYPE_A_POINT, tt.TYPE_Q_POINT,
-                       tt.TYPE_A_POINT, tt.TYPE_EOS]] * 2)
+    qa = jnp.asarray([[TYPE_BOS, TYPE_Q_POINT, TYPE_A_POINT, TYPE_Q_POINT,
+                       TYPE_A_POINT, TYPE_EOS]] * 2)
     mean_pts = np.asarray(features.pool(h, qa, "mean_pts"))
     np.testing.assert_allclose(mean_pts, np.asarray(h)[:, 1:5].mean(1))
     mean_q = np.asarray(features.pool(h, qa, "mean_q"))
@@ -62,8 +63,8 @@ def test_poolings():
     np.testing.assert_allclose(mm[:, 2:], np.asarray(h)[:, 4])
     ln = np.asarray(features.pool(h, qa, "mean_max_ln"))
     np.testing.assert_allclose(ln.mean(-1), 0.0, atol=1e-5)
-    legacy = jnp.asarray([[tt.TYPE_BOS, tt.TYPE_POINT, tt.TYPE_POINT, tt.TYPE_RAY,
-                           tt.TYPE_RAY, tt.TYPE_EOS]] * 2)
+    legacy = jnp.asarray([[TYPE_BOS, TYPE_POINT, TYPE_POINT, TYPE_RAY,
+                           TYPE_RAY, TYPE_EOS]] * 2)
     np.testing.assert_allclose(np.asarray(features.pool(h, legacy, "mean_q")),
                                np.asarray(h)[:, 1:5].mean(1))
     with pytest.raises(ValueError, match="readouts"):

@@ -9,7 +9,7 @@ import pytest
 
 from nepa3d_jax.checkpoint import torch_import
 from nepa3d_jax.model import QueryNepa
-from nepa3d_jax.train import defaults
+from nepa3d_jax.train import pretrain_defaults
 
 
 def _init(**kw):
@@ -21,7 +21,7 @@ def _init(**kw):
 
 
 def test_defaults_are_the_original():
-    c = defaults.get_config()
+    c = pretrain_defaults.get_config()
     assert c.model.final_norm is False and c.model.type_emb_std == 1.0
     _, params, _, _ = _init()
     assert "final_ln" not in params
@@ -67,7 +67,7 @@ def test_final_norm_round_trips_through_the_torch_mapping():
 def test_type_emb_std_is_validated():
     from nepa3d_jax.config import validate
     from nepa3d_jax.config.errors import ConfigError
-    c = defaults.get_config()
+    c = pretrain_defaults.get_config()
     c.model.type_emb_std = 0.0
     with pytest.raises(ConfigError, match="model.type_emb_std"):
         validate(c)
@@ -75,9 +75,9 @@ def test_type_emb_std_is_validated():
 
 def test_content_std_target_and_answer_regression():
     from nepa3d_jax.model import losses
-    from nepa3d_jax.tokenizer import types as tt
+    from nepa3d_jax.tokenizer.types import SLOT_DIST, TYPE_A_POINT, TYPE_BOS, TYPE_EOS, TYPE_Q_POINT
     rng = np.random.default_rng(0)
-    tid = jnp.asarray([[tt.TYPE_BOS] + [tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 4 + [tt.TYPE_EOS]] * 3)
+    tid = jnp.asarray([[TYPE_BOS] + [TYPE_Q_POINT, TYPE_A_POINT] * 4 + [TYPE_EOS]] * 3)
     z = jnp.asarray(rng.normal(size=(3, 10, 8)) + 5.0, jnp.float32)  # a shared offset
     mask = losses.nepa_token_mask(tid)
     std = np.asarray(losses.standardize_targets(z[:, 1:], mask))
@@ -90,7 +90,7 @@ def test_content_std_target_and_answer_regression():
     assert float(losses.nepa_loss(z, offset, tid, standardize=True)) > 0.5
     # answer regression: exact standardised answers -> 0; constant slots do not count
     feat = np.zeros((3, 10, 15), np.float32)
-    feat[:, 2::2, tt.SLOT_DIST] = rng.uniform(0, 0.3, size=(3, 4))
+    feat[:, 2::2, SLOT_DIST] = rng.uniform(0, 0.3, size=(3, 4))
     f = jnp.asarray(feat)
     target = np.asarray(losses.standardize_targets(f[:, 1:], mask, eps=1e-12))
     pred = np.zeros((3, 10, 15), np.float32)

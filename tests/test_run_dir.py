@@ -9,7 +9,7 @@ import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from nepa3d_jax.checkpoint import run_dir as rd
+from nepa3d_jax.checkpoint import run_dir as run_dir_lib
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def _abstract(tree):
 
 def test_save_restore_roundtrip_keeps_layout_iterator_and_config(tmp_path, mesh):
     state = _state(mesh)
-    with rd.RunDir(tmp_path / "run", keep=2) as run_dir:
+    with run_dir_lib.RunDir(tmp_path / "run", keep=2) as run_dir:
         for step in (3, 6, 9):
             run_dir.save(step, state, {"epoch": 1, "step": step}, {"seed": 0, "step": step})
         run_dir.wait()
@@ -51,18 +51,18 @@ def test_save_restore_roundtrip_keeps_layout_iterator_and_config(tmp_path, mesh)
 
 
 def test_restore_of_missing_run_names_folder(tmp_path, mesh):
-    with rd.RunDir(tmp_path / "empty") as run_dir:
+    with run_dir_lib.RunDir(tmp_path / "empty") as run_dir:
         with pytest.raises(FileNotFoundError, match="no checkpoint"):
             run_dir.restore(_abstract(_state(mesh)))
     with pytest.raises(FileNotFoundError, match="not a run directory"):
-        rd.load_params(tmp_path / "nothing_here")
+        run_dir_lib.load_params(tmp_path / "nothing_here")
 
 
 def test_params_only_save_and_load_on_one_device(tmp_path, mesh):
     params = _state(mesh, scale=2.0)["params"]
     config = {"model": {"d_model": 8}, "derived": {"max_len": 6}}
-    rd.save_params_only(tmp_path / "imported", params, config)
-    loaded_config, loaded = rd.load_params(tmp_path / "imported")
+    run_dir_lib.save_params_only(tmp_path / "imported", params, config)
+    loaded_config, loaded = run_dir_lib.load_params(tmp_path / "imported")
     assert loaded_config.model.d_model == 8 and loaded_config.derived.max_len == 6
     assert json.loads((tmp_path / "imported" / "config.json").read_text())["model"] == {"d_model": 8}
     device = jax.local_devices()[0]
@@ -73,9 +73,9 @@ def test_params_only_save_and_load_on_one_device(tmp_path, mesh):
 
 def test_load_params_reads_params_of_a_full_train_state(tmp_path, mesh):
     state = _state(mesh, scale=3.0)
-    with rd.RunDir(tmp_path / "run", async_save=False) as run_dir:
+    with run_dir_lib.RunDir(tmp_path / "run", async_save=False) as run_dir:
         run_dir.save(5, state, {"epoch": 0, "step": 5}, {"workdir": "x", "config_source": {}})
-    config, params = rd.load_params(tmp_path / "run")
+    config, params = run_dir_lib.load_params(tmp_path / "run")
     assert "config_source" not in config and config.workdir == "x"
     assert set(params) == {"dense", "pos_emb"}
     np.testing.assert_array_equal(np.asarray(params["dense"]["kernel"]),
@@ -83,7 +83,7 @@ def test_load_params_reads_params_of_a_full_train_state(tmp_path, mesh):
 
 
 def test_provenance_names_versions_devices_and_warnings():
-    record = rd.provenance(["lr looks wrong"], extra_field=1)
+    record = run_dir_lib.provenance(["lr looks wrong"], extra_field=1)
     assert record["packages"]["jax"] == jax.__version__
     assert record["devices"]["num_devices"] == jax.device_count()
     assert record["devices"]["platform"] == "cpu"
@@ -99,14 +99,14 @@ def test_git_commit_names_head_and_marks_edits(tmp_path):
                                "-c", "user.email=t@example.com", *args],
                               check=True, capture_output=True, text=True).stdout.strip()
 
-    assert rd.git_commit(tmp_path) is None  # not a checkout
+    assert run_dir_lib.git_commit(tmp_path) is None  # not a checkout
     git("init", "-q")
     (tmp_path / "f.txt").write_text("a")
     git("add", "f.txt")
     git("commit", "-qm", "one")
     head = git("rev-parse", "HEAD")
-    assert len(head) == 40 and rd.git_commit(tmp_path) == head
+    assert len(head) == 40 and run_dir_lib.git_commit(tmp_path) == head
     (tmp_path / "untracked.txt").write_text("ignored by -uno")
-    assert rd.git_commit(tmp_path) == head
+    assert run_dir_lib.git_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("b")
-    assert rd.git_commit(tmp_path) == head + "+dirty"
+    assert run_dir_lib.git_commit(tmp_path) == head + "+dirty"

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from nepa3d_jax.data import slots
-from nepa3d_jax.data import workers as workers_lib
+from nepa3d_jax.data import loader_workers
 from nepa3d_jax.data.pipeline import InputPipeline
 
 from helpers import comp, data_cfg, write_cache
@@ -76,7 +76,7 @@ def test_loader_start_sweeps_a_killed_jobs_blocks(root, prefix, monkeypatch):
     dead = f"{prefix}{_dead_pid()}-0badc0de-w0s0"
     with open(os.path.join("/dev/shm", dead), "wb") as f:
         f.write(b"\0" * 4096)
-    monkeypatch.setattr(workers_lib, "BLOCK_PREFIX", prefix)
+    monkeypatch.setattr(loader_workers, "BLOCK_PREFIX", prefix)
     with InputPipeline(_cfg(root), 2, process_index=0, process_count=1) as p:
         next(p)
         assert not os.path.exists(os.path.join("/dev/shm", dead))
@@ -108,7 +108,7 @@ def test_normal_exit_leaves_nothing_to_the_resource_tracker(root, tmp_path):
 
 
 def test_a_worker_killed_by_sigbus_names_dev_shm(root, monkeypatch):
-    monkeypatch.setenv(workers_lib.SIGBUS_TEST_ENV, "1")
+    monkeypatch.setenv(loader_workers.SIGBUS_TEST_ENV, "1")
     with InputPipeline(_cfg(root), 2, process_index=0, process_count=1) as p:
         with pytest.raises(slots.SharedMemoryError) as info:
             for _ in range(3):
@@ -131,7 +131,7 @@ def test_a_full_dev_shm_is_one_line_naming_it(root, monkeypatch):
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith("/dev/shm (") and "2 x 5 slots of" in msg
     assert "config.data.workers" in msg and "config.data.prefetch" in msg
-    assert not any(n.startswith(f"{workers_lib.BLOCK_PREFIX}{os.getpid()}-")
+    assert not any(n.startswith(f"{loader_workers.BLOCK_PREFIX}{os.getpid()}-")
                    for n in os.listdir("/dev/shm"))
     from nepa3d_jax import main  # the CLI prints it as one line, no traceback
     assert "SharedMemoryError" in open(main.__file__).read()

@@ -6,11 +6,15 @@ included) has no cycle.
 """
 
 import ast
+import importlib.util
+import io
 import pathlib
 import subprocess
 import sys
+import tokenize
 
-PKG = pathlib.Path(__file__).resolve().parents[1] / "nepa3d_jax"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PKG = REPO / "nepa3d_jax"
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -120,3 +124,60 @@ def test_review_tools_live_in_review_and_aliases_are_gone():
     assert not any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
                    for n in ast.walk(entry))
     assert _graph()["nepa3d_jax.config_diff"] == {"nepa3d_jax.review.diff"}
+
+
+def test_module_names_say_what_they_hold():
+    """Issue 23: no look-alike module names (three `sampling`, four `defaults`, two `workers`
+    were renamed to what each holds), and no shim left under an old name."""
+    vague = ("sampling", "defaults", "workers")
+    assert [m for m in MODULES if m.rsplit(".", 1)[-1] in vague] == []
+    renamed = {"nepa3d_jax.process_pool", "nepa3d_jax.data.loader_workers",
+               "nepa3d_jax.tokenizer.pool_sampling", "nepa3d_jax.eval.cpac.shape_sampling",
+               "nepa3d_jax.train.pretrain_defaults", "nepa3d_jax.eval.cls.cls_defaults",
+               "nepa3d_jax.eval.cpac.cpac_defaults", "nepa3d_jax.eval.probe.probe_defaults"}
+    assert renamed <= set(MODULES)
+
+
+def _reindent_tool():
+    spec = importlib.util.spec_from_file_location("reindent", REPO / "tools" / "reindent.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bad_indents(source: str) -> list[int]:
+    """Rows whose block indent is not its enclosing block's plus 4 spaces."""
+    stack, bad = [0], []
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.INDENT:
+            if len(tok.string) != stack[-1] + 4:
+                bad.append(tok.start[0])
+            stack.append(len(tok.string))
+        elif tok.type == tokenize.DEDENT:
+            stack.pop()
+    return bad
+
+
+SOURCE_FOLDERS = ("nepa3d_jax", "configs", "data_prep", "tests", "bench", "tools")
+
+
+def test_every_python_file_indents_by_4_spaces():
+    """One indentation style (issue 23). A file that fails: `python tools/reindent.py FILE`."""
+    files = sorted(p.relative_to(REPO).as_posix() for folder in SOURCE_FOLDERS
+                   for p in (REPO / folder).rglob("*.py"))
+    assert len(files) > 100
+    bad = {f: rows for f in files if (rows := _bad_indents((REPO / f).read_text()))}
+    assert bad == {}, "re-indent with: python tools/reindent.py " + " ".join(bad)
+
+
+def test_reindent_tool_changes_only_leading_spaces():
+    tool = _reindent_tool()
+    two = ('def f(a,\n      b):\n  """Doc.\n\n  More.\n  """\n  # about x\n'
+           '  x = dict(k=1,\n           j=2)\n  s = """\n  kept\n"""\n  if a:\n'
+           '    return [x,  # trailing\n      s]\n  # end of f\n')
+    four = ('def f(a,\n      b):\n    """Doc.\n\n    More.\n    """\n    # about x\n'
+            '    x = dict(k=1,\n             j=2)\n    s = """\n  kept\n"""\n    if a:\n'
+            '        return [x,  # trailing\n          s]\n    # end of f\n')
+    assert _bad_indents(two) == [3, 14] and _bad_indents(four) == []  # the check can fail
+    assert tool.reindent(two) == four
+    assert tool.reindent(four) == four  # idempotent: a 4-space file is left as is

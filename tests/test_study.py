@@ -155,7 +155,7 @@ def test_preset_finetune_stages_pass_the_jobs_start_up_checks(tmp_path):
     assert (full["head_norm"], full["lr_schedule"], full["cls_pooling"]) == (1, "cosine",
                                                                               "mean_max")
     bad = presets.get("full")
-    bad["finetune"]["warmup_epochs"] = bad["finetune"]["epochs"]
-    with pytest.raises(ValueError, match="config.warmup_epochs="):
+    bad["finetune"]["lr_warmup_epochs"] = bad["finetune"]["epochs"]
+    with pytest.raises(ValueError, match="config.lr_warmup_epochs="):
         jobs.check(arms.finetune_config(bad, "original", corpus, str(tmp_path), 5,
                                         str(tmp_path / "f.json")))

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from nepa3d_jax import tokenizer as tok
+from nepa3d_jax import tokenizer
 
 CASE_NAMES = ("qa_interleave_fps_fps", "qa_interleave_fps_morton", "qa_split_fps_morton",
               "legacy_fps_morton", "qa_missing_ray", "qa_fixed_grid_morton",
@@ -39,22 +39,22 @@ def test_case_list_is_complete(golden):
 def test_fps_order_primitive(golden):
     arrays, _ = golden
     want = arrays["prim_fps_order_256"]
-    got = jax.jit(tok.fps_order, static_argnums=1)(arrays["prim_points"], 256)
+    got = jax.jit(tokenizer.fps_order, static_argnums=1)(arrays["prim_points"], 256)
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
 def test_morton_primitive(golden):
     arrays, _ = golden
     want = arrays["prim_morton3d"]
-    got = jax.jit(tok.morton_codes)(arrays["prim_points"])
+    got = jax.jit(tokenizer.morton_codes)(arrays["prim_points"])
     assert got.dtype == np.uint32
     np.testing.assert_array_equal(np.asarray(got), want)
-    np.testing.assert_array_equal(tok.morton_codes_np(arrays["prim_points"]), want)
+    np.testing.assert_array_equal(tokenizer.morton_codes_np(arrays["prim_points"]), want)
 
 
 def test_ray_direction_primitive(golden):
     arrays, _ = golden
-    got = jax.jit(tok.ray_direction_order)(arrays["prim_ray_d"])
+    got = jax.jit(tokenizer.ray_direction_order)(arrays["prim_ray_d"])
     np.testing.assert_array_equal(np.asarray(got), arrays["prim_ray_dir_order"])
 
 
@@ -73,7 +73,7 @@ def test_mesh_case(golden, name, use_jit):
     arrays, cases = golden
     pools = [arrays[f"mesh_{k}"] for k in ("pt_xyz", "pt_dist", "ray_o", "ray_d", "ray_hit",
                                            "ray_t", "ray_n")]
-    fn = functools.partial(tok.build_sequence, **cases[name])
+    fn = functools.partial(tokenizer.build_sequence, **cases[name])
     if use_jit:
         fn = jax.jit(fn)
     feat, type_id = fn(*pools, key=jax.random.key(7))
@@ -84,7 +84,7 @@ def test_mesh_case(golden, name, use_jit):
 def test_scan_case_with_cached_fps_order(golden, use_jit):
     arrays, _ = golden
     xyz = arrays["scan_pc_xyz"]
-    fn = functools.partial(tok.build_sequence, **SCAN_OPTIONS)
+    fn = functools.partial(tokenizer.build_sequence, **SCAN_OPTIONS)
     if use_jit:
         fn = jax.jit(fn)
     feat, type_id = fn(xyz, np.zeros((xyz.shape[0], 1), np.float32), None, None, None, None,
@@ -99,7 +99,7 @@ def test_scan_case_padded_pool(golden):
     n = xyz.shape[0]
     xyz_pad = np.concatenate([xyz, np.full((500, 3), 5.0, np.float32)])
     order_pad = np.concatenate([order[:1000], np.full((300,), 7, np.int32)])
-    fn = jax.jit(functools.partial(tok.build_sequence, **SCAN_OPTIONS))
+    fn = jax.jit(functools.partial(tokenizer.build_sequence, **SCAN_OPTIONS))
     feat, type_id = fn(xyz_pad, np.zeros((n + 500,), np.float32), None, None, None, None, None,
                        pt_fps_order=order_pad, key=jax.random.key(3), pt_count=np.int32(n),
                        fps_count=np.int32(1000))

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nepa3d_jax import tokenizer as tok
-from nepa3d_jax.tokenizer import sampling, sorting
+from nepa3d_jax import tokenizer
+from nepa3d_jax.tokenizer import pool_sampling, sorting
 
 P, R = 48, 12          # real pool sizes
 P_PAD, R_PAD = 64, 16  # padded sizes; entries past the counts are garbage
@@ -55,25 +55,25 @@ LAYOUTS = {
 
 
 def _expected_types(layout, n_point, n_ray, add_eos, missing=False):
-    r = [tok.TYPE_MISSING_RAY] if missing else []
+    r = [tokenizer.TYPE_MISSING_RAY] if missing else []
     if layout == "legacy":
-        body = [tok.TYPE_POINT] * n_point + (r or [tok.TYPE_RAY]) * n_ray
+        body = [tokenizer.TYPE_POINT] * n_point + (r or [tokenizer.TYPE_RAY]) * n_ray
     elif layout == "interleave":
-        body = ([tok.TYPE_Q_POINT, tok.TYPE_A_POINT] * n_point
-                + (r * 2 or [tok.TYPE_Q_RAY, tok.TYPE_A_RAY]) * n_ray)
+        body = ([tokenizer.TYPE_Q_POINT, tokenizer.TYPE_A_POINT] * n_point
+                + (r * 2 or [tokenizer.TYPE_Q_RAY, tokenizer.TYPE_A_RAY]) * n_ray)
     else:
-        body = ([tok.TYPE_Q_POINT] * n_point + (r or [tok.TYPE_Q_RAY]) * n_ray
-                + [tok.TYPE_A_POINT] * n_point + (r or [tok.TYPE_A_RAY]) * n_ray)
-    return [tok.TYPE_BOS] + body + ([tok.TYPE_EOS] if add_eos else [])
+        body = ([tokenizer.TYPE_Q_POINT] * n_point + (r or [tokenizer.TYPE_Q_RAY]) * n_ray
+                + [tokenizer.TYPE_A_POINT] * n_point + (r or [tokenizer.TYPE_A_RAY]) * n_ray)
+    return [tokenizer.TYPE_BOS] + body + ([tokenizer.TYPE_EOS] if add_eos else [])
 
 
 def test_sequence_length_formula():
-    assert tok.sequence_length(1024, 1024, True) == 4098
-    assert tok.sequence_length(1024, 1024, False) == 2050
-    assert tok.sequence_length(40, 32, False, add_eos=False) == 73
-    assert tok.sequence_length(0, 0, True) == 2
+    assert tokenizer.sequence_length(1024, 1024, True) == 4098
+    assert tokenizer.sequence_length(1024, 1024, False) == 2050
+    assert tokenizer.sequence_length(40, 32, False, add_eos=False) == 73
+    assert tokenizer.sequence_length(0, 0, True) == 2
     with pytest.raises(ValueError, match="n_ray"):
-        tok.sequence_length(4, -1, True)
+        tokenizer.sequence_length(4, -1, True)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -82,23 +82,24 @@ def test_type_layout_and_feature_slots(pools, layout):
     n_point, n_ray = 5, 4
     opts = dict(n_point=n_point, n_ray=n_ray, pt_sample_mode="random",
                 point_order_mode="random", **LAYOUTS[layout])
-    fn = jax.jit(functools.partial(tok.build_sequence, **opts))
+    fn = jax.jit(functools.partial(tokenizer.build_sequence, **opts))
     feat, type_id = fn(*_args(real), key=jax.random.key(0))
     feat, type_id = np.asarray(feat), np.asarray(type_id)
-    assert feat.shape == (tok.sequence_length(n_point, n_ray, opts["qa_tokens"]), tok.FEAT_DIM)
+    length = tokenizer.sequence_length(n_point, n_ray, opts["qa_tokens"])
+    assert feat.shape == (length, tokenizer.FEAT_DIM)
     assert type_id.tolist() == _expected_types(layout, n_point, n_ray, True)
     assert not feat[0].any() and not feat[-1].any()  # BOS / EOS are zero
     # Every point token carries a pool point with its own distance.
-    q = feat[np.isin(type_id, (tok.TYPE_POINT, tok.TYPE_Q_POINT))]
-    a = feat[np.isin(type_id, (tok.TYPE_POINT, tok.TYPE_A_POINT))]
+    q = feat[np.isin(type_id, (tokenizer.TYPE_POINT, tokenizer.TYPE_Q_POINT))]
+    a = feat[np.isin(type_id, (tokenizer.TYPE_POINT, tokenizer.TYPE_A_POINT))]
     idx = [int(np.flatnonzero((real["pt_xyz"] == x).all(1))[0]) for x in q[:, 0:3]]
     assert len(set(idx)) == n_point
     np.testing.assert_array_equal(a[:, 10], real["pt_dist"][idx])
     if opts["qa_tokens"]:
         assert not a[:, 0:3].any() and not q[:, 10].any()
     # Ray answers: hit point only where hit, t and hit flag in their slots.
-    ray_a = feat[np.isin(type_id, (tok.TYPE_RAY, tok.TYPE_A_RAY))]
-    ray_q = feat[np.isin(type_id, (tok.TYPE_RAY, tok.TYPE_Q_RAY))]
+    ray_a = feat[np.isin(type_id, (tokenizer.TYPE_RAY, tokenizer.TYPE_A_RAY))]
+    ray_q = feat[np.isin(type_id, (tokenizer.TYPE_RAY, tokenizer.TYPE_Q_RAY))]
     missed = ray_a[:, 11] < 0.5
     assert not ray_a[missed][:, 0:3].any() and not ray_a[missed][:, 12:15].any()
     x_hit = ray_q[:, 3:6] + ray_a[:, 9:10] * ray_q[:, 6:9]
@@ -114,13 +115,13 @@ def test_missing_rays_traced(pools, layout):
     real, _ = pools
     opts = dict(n_point=3, n_ray=2, pt_sample_mode="fps", point_order_mode="morton",
                 add_eos=False, **LAYOUTS[layout])
-    fn = jax.jit(functools.partial(tok.build_sequence, **opts))
+    fn = jax.jit(functools.partial(tokenizer.build_sequence, **opts))
     key = jax.random.key(1)
     for available, drop, missing in ((True, 0.0, False), (False, 0.0, True), (True, 1.0, True)):
         feat, type_id = fn(*_args(real), key=key, ray_available=jnp.bool_(available),
                            drop_ray_prob=jnp.float32(drop))
         assert np.asarray(type_id).tolist() == _expected_types(layout, 3, 2, False, missing)
-        ray_rows = np.asarray(feat)[np.asarray(type_id) == tok.TYPE_MISSING_RAY]
+        ray_rows = np.asarray(feat)[np.asarray(type_id) == tokenizer.TYPE_MISSING_RAY]
         assert not ray_rows.any()
 
 
@@ -129,39 +130,39 @@ def test_padded_pools_never_sample_garbage(pools, mode):
     real, padded = pools
     opts = dict(n_point=8, n_ray=R, qa_tokens=True, pt_sample_mode=mode, pt_rfps_m=16,
                 point_order_mode="fps")
-    feat, _ = jax.jit(jax.vmap(lambda k: tok.build_sequence(
+    feat, _ = jax.jit(jax.vmap(lambda k: tokenizer.build_sequence(
         *_args(padded), key=k, pt_count=jnp.int32(P), ray_count=jnp.int32(R), **opts)))(
             jax.random.split(jax.random.key(2), 4))
     feat = np.asarray(feat)
-    assert feat.shape == (4, tok.sequence_length(8, R, True), tok.FEAT_DIM)
+    assert feat.shape == (4, tokenizer.sequence_length(8, R, True), tokenizer.FEAT_DIM)
     assert np.abs(feat).max() < GARBAGE / 2
     if mode in ("fps", "fixed_grid"):  # deterministic: the unpadded pool gives the same
-        want, _ = jax.jit(functools.partial(tok.build_sequence, **opts))(
+        want, _ = jax.jit(functools.partial(tokenizer.build_sequence, **opts))(
             *_args(real), key=jax.random.key(5))
         np.testing.assert_array_equal(feat[0, 1::2][:8], np.asarray(want)[1::2][:8])
 
 
 def test_fps_order_properties(pools):
     real, padded = pools
-    got = np.asarray(tok.fps_order(real["pt_xyz"], 20))
+    got = np.asarray(tokenizer.fps_order(real["pt_xyz"], 20))
     np.testing.assert_array_equal(got, _np_fps(real["pt_xyz"], 20))
-    masked = np.asarray(tok.fps_order(padded["pt_xyz"], 20, count=P))
+    masked = np.asarray(tokenizer.fps_order(padded["pt_xyz"], 20, count=P))
     np.testing.assert_array_equal(masked, got)
-    full = np.asarray(tok.fps_order(real["pt_xyz"], P))
+    full = np.asarray(tokenizer.fps_order(real["pt_xyz"], P))
     assert sorted(full.tolist()) == list(range(P))  # a permutation when k == N
-    assert int(tok.fps_order(real["pt_xyz"], 3, start=7)[0]) == 7
+    assert int(tokenizer.fps_order(real["pt_xyz"], 3, start=7)[0]) == 7
 
 
 def test_fps_pre_computed_order_top_up_and_fallback(pools):
     real, padded = pools
-    mask = sampling.valid_mask(P_PAD, P)
+    mask = pool_sampling.valid_mask(P_PAD, P)
     order = np.concatenate([np.array([5, 9, 2], np.int32), np.full((5,), 60, np.int32)])
     key = jax.random.key(3)
-    fn = jax.jit(sampling.fps_with_order, static_argnums=3)
+    fn = jax.jit(pool_sampling.fps_with_order, static_argnums=3)
     got = np.asarray(fn(key, padded["pt_xyz"], mask, 10, order, jnp.int32(3)))
     assert got[:3].tolist() == [5, 9, 2]
     assert len(set(got.tolist())) == 10 and got.max() < P
-    on_the_fly = np.asarray(tok.fps_order(real["pt_xyz"], 10))
+    on_the_fly = np.asarray(tokenizer.fps_order(real["pt_xyz"], 10))
     for count in (0, 5):  # no order / an order pointing into the padding: FPS on the fly
         got = fn(key, padded["pt_xyz"], mask, 10, order, jnp.int32(count))
         np.testing.assert_array_equal(np.asarray(got), on_the_fly)
@@ -169,16 +170,16 @@ def test_fps_pre_computed_order_top_up_and_fallback(pools):
 
 def test_random_choice_distinct_and_cycling():
     key = jax.random.key(4)
-    fn = jax.jit(sampling.random_choice, static_argnums=2)
-    got = np.asarray(fn(key, sampling.valid_mask(32, 20), 16))
+    fn = jax.jit(pool_sampling.random_choice, static_argnums=2)
+    got = np.asarray(fn(key, pool_sampling.valid_mask(32, 20), 16))
     assert len(set(got.tolist())) == 16 and got.max() < 20
-    short = np.asarray(fn(key, sampling.valid_mask(32, 5), 12))
+    short = np.asarray(fn(key, pool_sampling.valid_mask(32, 5), 12))
     assert set(short.tolist()) == set(range(5))
 
 
 def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
-    fn = jax.jit(jax.vmap(sampling.random_subset, in_axes=(0, None, None)), static_argnums=2)
-    mask = sampling.valid_mask(40, 30)  # 30 valid entries, 10 of padding
+    fn = jax.jit(jax.vmap(pool_sampling.random_subset, in_axes=(0, None, None)), static_argnums=2)
+    mask = pool_sampling.valid_mask(40, 30)  # 30 valid entries, 10 of padding
     got = np.asarray(fn(jax.random.split(jax.random.key(7), 6000), mask, 6))
     assert got.shape == (6000, 6) and got.max() < 30
     assert (np.diff(got, axis=1) > 0).all()  # distinct, in increasing index order
@@ -186,11 +187,11 @@ def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
     counts = np.bincount(got.ravel(), minlength=30)
     assert np.abs(counts - 1200).max() < 5 * 31, counts
     # All entries: the identity; the ray path picks such subsets when the pool is large enough.
-    np.testing.assert_array_equal(sampling.random_subset(jax.random.key(0), mask, 30),
+    np.testing.assert_array_equal(pool_sampling.random_subset(jax.random.key(0), mask, 30),
                                   np.arange(30))
-    picks = np.asarray(sampling.choice_like_original(jax.random.key(1), 30, 40, 8))
+    picks = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 30, 40, 8))
     assert len(set(picks.tolist())) == 8 and picks.max() < 30
-    repl = np.asarray(sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
+    repl = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
     assert repl.max() < 5  # fewer than k valid: draws with replacement, as the original
 
 
@@ -198,10 +199,10 @@ def test_morton_and_sorting():
     rng = np.random.RandomState(1)
     xyz = rng.uniform(-1.2, 1.2, (60, 3)).astype(np.float32)
     xyz[1] = xyz[0]  # a tie
-    codes = np.asarray(jax.jit(tok.morton_codes)(xyz))
-    np.testing.assert_array_equal(codes, tok.morton_codes_np(xyz))
+    codes = np.asarray(jax.jit(tokenizer.morton_codes)(xyz))
+    np.testing.assert_array_equal(codes, tokenizer.morton_codes_np(xyz))
     assert codes.max() < 2**30
-    order = np.asarray(jax.jit(tok.morton_order)(xyz))
+    order = np.asarray(jax.jit(tokenizer.morton_order)(xyz))
     np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
     # Bitonic network == lax.sort == numpy lexsort, with ties and -0.0 == 0.0.
     a = rng.randint(0, 5, 37).astype(np.float32)
@@ -222,10 +223,10 @@ def test_build_batch_vmap_jit_and_keys(pools):
     opts = dict(n_point=6, n_ray=4, qa_tokens=True, pt_sample_mode="random",
                 point_order_mode="random")
     keys = jax.random.split(jax.random.key(6), b)
-    feat, type_id = jax.jit(functools.partial(tok.build_batch, **opts))(batch, keys)
+    feat, type_id = jax.jit(functools.partial(tokenizer.build_batch, **opts))(batch, keys)
     assert feat.shape == (b, 22, 15) and type_id.shape == (b, 22)
-    assert (np.asarray(type_id[1, 13:21]) == tok.TYPE_MISSING_RAY).all()
-    one = jax.jit(functools.partial(tok.build_sequence, **opts))
+    assert (np.asarray(type_id[1, 13:21]) == tokenizer.TYPE_MISSING_RAY).all()
+    one = jax.jit(functools.partial(tokenizer.build_sequence, **opts))
     for i in range(b):  # vmap == one sample at a time
         f_i, t_i = one(*_args({k: v[i] for k, v in batch.items()}), key=keys[i],
                        pt_count=P, ray_count=R, ray_available=batch["ray_available"][i])
@@ -233,7 +234,7 @@ def test_build_batch_vmap_jit_and_keys(pools):
         np.testing.assert_array_equal(np.asarray(t_i), np.asarray(type_id[i]))
     assert not np.array_equal(np.asarray(feat[0]), np.asarray(feat[2]))  # keys differ
     with pytest.raises(ValueError, match="leading batch size"):
-        tok.build_batch(batch, keys[:2], **opts)
+        tokenizer.build_batch(batch, keys[:2], **opts)
 
 
 @pytest.mark.parametrize("change, match", [
@@ -253,23 +254,23 @@ def test_bad_static_arguments(pools, change, match):
     kwargs = dict(n_point=4, n_ray=2, qa_tokens=True, key=jax.random.key(0))
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
-        tok.build_sequence(*_args(real), **kwargs)
+        tokenizer.build_sequence(*_args(real), **kwargs)
 
 
 def test_bad_pools(pools):
     real, _ = pools
     args = _args(real)
     with pytest.raises(ValueError, match="ray pools are required"):
-        tok.build_sequence(*args[:2], None, None, None, None, None, n_point=4, n_ray=2,
-                           qa_tokens=True, key=jax.random.key(0))
+        tokenizer.build_sequence(*args[:2], None, None, None, None, None, n_point=4, n_ray=2,
+                                 qa_tokens=True, key=jax.random.key(0))
     with pytest.raises(ValueError, match="pt_dist must have shape"):
-        tok.build_sequence(args[0], args[1][:5], *args[2:], n_point=4, n_ray=2,
-                           qa_tokens=True, key=jax.random.key(0))
-    fn = jax.jit(functools.partial(tok.build_sequence, n_point=4, n_ray=0, qa_tokens=False))
+        tokenizer.build_sequence(args[0], args[1][:5], *args[2:], n_point=4, n_ray=2,
+                                 qa_tokens=True, key=jax.random.key(0))
+    fn = jax.jit(functools.partial(tokenizer.build_sequence, n_point=4, n_ray=0, qa_tokens=False))
     feat, _ = fn(args[0], args[1][:, None], None, None, None, None, None, key=jax.random.key(0))
     assert feat.shape == (6, 15)
     empty = [np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), np.zeros((0,)),
              np.zeros((0,)), np.zeros((0, 3), np.float32)]
-    fn = jax.jit(functools.partial(tok.build_sequence, n_point=2, n_ray=3, qa_tokens=False))
+    fn = jax.jit(functools.partial(tokenizer.build_sequence, n_point=2, n_ray=3, qa_tokens=False))
     _, type_id = fn(*args[:2], *empty, key=jax.random.key(0))
     assert np.asarray(type_id).tolist() == [0, 1, 1, 3, 3, 3, 4]

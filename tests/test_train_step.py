@@ -12,7 +12,7 @@ from nepa3d_jax.data.schema import CacheError
 from nepa3d_jax.train import loop, masks
 from nepa3d_jax.train.schedule import EpochSchedule, Sizes, scaled_window
 from nepa3d_jax.train.step import StepSpec, device_batch, objective, tokenize
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import TYPE_A_POINT, TYPE_BOS, TYPE_EOS, TYPE_POINT, TYPE_Q_POINT
 from helpers import tiny_config, write_tiny_cache
 
 
@@ -103,8 +103,8 @@ def test_max_len_too_small_names_the_fields(tmp_path):
 
 
 def test_dual_mask_is_causal_and_drops_past_edges_with_the_ramp():
-    type_id = np.tile(np.array([tt.TYPE_BOS] + [tt.TYPE_Q_POINT, tt.TYPE_A_POINT] * 20
-                               + [tt.TYPE_EOS], np.int32), (2, 1))
+    type_id = np.tile(np.array([TYPE_BOS] + [TYPE_Q_POINT, TYPE_A_POINT] * 20
+                               + [TYPE_EOS], np.int32), (2, 1))
     key = jax.random.key(0)
     off = np.asarray(masks.dual_mask(key, type_id, near=0.0, far=0.0, window=4))[0]
     np.testing.assert_array_equal(off, np.tril(np.ones((42, 42), bool)))
@@ -116,13 +116,13 @@ def test_dual_mask_is_causal_and_drops_past_edges_with_the_ramp():
     assert 0.4 < 1 - half[past].mean() < 0.6 and np.all(np.diag(half)) and not half[~(rel >= 0)].any()
     aware = np.asarray(masks.dual_mask(key, type_id, near=1.0, far=1.0, window=4,
                                        type_aware=True))[0]
-    is_q = type_id[0] == tt.TYPE_Q_POINT
+    is_q = type_id[0] == TYPE_Q_POINT
     assert np.all(aware[np.ix_(~is_q, np.arange(42))] == (rel[~is_q] >= 0))  # answers see all
     assert not aware[np.ix_(is_q, is_q)][np.tril(np.ones((20, 20), bool), -1)].any()
 
 
 def test_mae_mask_picks_int_n_ratio_tokens_never_bos_eos():
-    type_id = np.array([tt.TYPE_BOS] + [tt.TYPE_POINT] * 30 + [tt.TYPE_EOS], np.int32)
+    type_id = np.array([TYPE_BOS] + [TYPE_POINT] * 30 + [TYPE_EOS], np.int32)
     mask = np.asarray(masks.mae_token_mask(jax.random.key(3), type_id, 0.4))
     assert mask.sum() == int(30 * 0.4) and not mask[0] and not mask[-1]
 

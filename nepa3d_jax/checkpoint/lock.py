@@ -27,7 +27,7 @@ from typing import Any
 
 LOCK_NAME = "run.lock"
 from nepa3d_jax.config.lock_rules import HEARTBEAT_S, MIN_STALE_S, check_stale_hours  # noqa: F401
-from nepa3d_jax.workers import pid_alive
+from nepa3d_jax.process_pool import pid_alive
 
 log = logging.getLogger("nepa3d_jax.lock")
 

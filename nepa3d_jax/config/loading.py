@@ -4,8 +4,9 @@ Reusing the absl flag machinery (instead of re-implementing override parsing) gu
 `load_config("configs/runA.py", ["data.n_ray=0"])` and the command line agree on types, on
 `path:arg` suffixes and on errors for unknown fields.
 
-Config files import what they build on from the installed package (`nepa3d_jax.train.defaults`,
-the evaluators' `defaults` modules), so loading one from any directory needs no sys.path edit.
+Config files import what they build on from the installed package
+(`nepa3d_jax.train.pretrain_defaults`, the evaluators' `*_defaults` modules), so loading one from
+any directory needs no sys.path edit.
 
 Every loaded config (a file, main's absl flag, a `.pt`'s args) goes through `fill_defaults`: a
 field the file leaves out takes the value of its job's defaults module (`nepa3d_jax.jobs`), so

@@ -3,9 +3,14 @@
 `n_point_schedule="0:256,10:512"` means 256 from epoch 0 and 512 from epoch 10 on (the config's
 `n_point` applies before the first entry). Derived values, validation, the training loop's
 epoch sizes and the `.pt` import all read schedules through these functions.
+
+`LR_SCHEDULES` lists the learning-rate schedules `train.lr_schedule` accepts (the optimizer
+builds them, validation checks the field against this list).
 """
 
 from __future__ import annotations
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def parse_schedule(text: str, field: str = "schedule") -> list[tuple[int, int]]:

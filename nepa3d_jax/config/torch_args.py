@@ -155,6 +155,7 @@ def config_from_torch_args(args: Mapping[str, Any], *, strict: bool = True
     _set(c, "train.b1", 0.9)
     _set(c, "train.b2", 0.999)
     _set(c, "train.grad_clip", 0.0)
+    _set(c, "train.lr_schedule", "constant")  # the original never changes the LR
     if problems:
         c.torch_unsupported = list(problems)
     return fill_defaults(c)  # a no-op today (c starts from the defaults): the loaders' one rule

@@ -10,7 +10,7 @@ from nepa3d_jax import jobs
 from nepa3d_jax.config.derived import required_length
 from nepa3d_jax.config.errors import ConfigError
 from nepa3d_jax.config.lock_rules import check_stale_hours
-from nepa3d_jax.config.schedule import parse_schedule
+from nepa3d_jax.config.schedule import LR_SCHEDULES, parse_schedule
 from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.tokenizer import modes
 
@@ -29,6 +29,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.nepa_target": modes.NEPA_TARGETS,
     "model.final_norm": (False, True),
     "train.objective": ("nepa", "mae"),
+    "train.lr_schedule": LR_SCHEDULES,
+    "data.aug_yaw": (0, 1),
 }
 
 
@@ -128,6 +130,10 @@ def _check_model_train(config, problems: list[str]) -> None:
         _check(problems, config, dotted, lambda v: v > 0, "must be > 0")
     _check(problems, config, "train.num_steps", lambda v: v >= 0, "must be >= 0 (0: use epochs)")
     _check(problems, config, "train.answer_loss_weight", lambda v: v >= 0, "must be >= 0 (0: off)")
+    _check(problems, config, "data.aug_scale", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
+    _check(problems, config, "data.aug_shift", lambda v: v >= 0, "must be >= 0 (0: off)")
+    _check(problems, config, "train.lr_warmup_steps", lambda v: v >= 0, "must be >= 0")
+    _check(problems, config, "train.grad_clip", lambda v: v >= 0, "must be >= 0 (0: off)")
     _check(problems, config, "train.mask_ratio", lambda v: 0.0 <= v < 1.0, "must be in [0, 1)")
     if train is not None and "lock_stale_hours" in train:
         why = check_stale_hours(float(train.lock_stale_hours))

@@ -111,7 +111,7 @@ def full_check(groups: Sequence[tuple[Sequence[str], Sequence[str], Sequence]],
         if n == 1:
             results = map(_check_one, tasks)
         else:
-            from nepa3d_jax.workers import process_pool
+            from nepa3d_jax.process_pool import process_pool
 
             pool = process_pool(n)
             results = pool.map(_check_one, tasks, chunksize=max(1, min(64, len(tasks) // (4 * n))))

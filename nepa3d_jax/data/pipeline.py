@@ -27,7 +27,7 @@ from nepa3d_jax.data import mixture as mixture_lib
 from nepa3d_jax.data import full_check, records, schema, sources
 from nepa3d_jax.data.assemble import BATCH_DTYPES, BatchReader
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.data.workers import BLOCK_PREFIX, ProcessLoader  # grain: imported on use
+from nepa3d_jax.data.loader_workers import BLOCK_PREFIX, ProcessLoader  # grain: imported on use
 
 __all__ = ["BATCH_DTYPES", "InputPipeline", "LOADERS"]
 

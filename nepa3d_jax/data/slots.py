@@ -47,7 +47,7 @@ from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
-from nepa3d_jax.workers import pid_alive
+from nepa3d_jax.process_pool import pid_alive
 
 ALIGN = 64          # bytes; every array in a slot starts on a cache line
 FREE = -1

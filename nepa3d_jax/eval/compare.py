@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from nepa3d_jax import atomic_io, cli, jobs
-from nepa3d_jax.eval import compare_stats as cs
+from nepa3d_jax.eval import compare_stats
 
 log = logging.getLogger(__name__)
 BASELINES = ("random_init", "nn_copy")
@@ -69,8 +69,8 @@ def _baselines(result: dict | None, key: str) -> dict[str, tuple[float, tuple | 
 
 def _config_name(run_dir: str) -> str:
     """The pretraining config file of the evaluated run (`config_source` of its record)."""
-    folder = cs.source(run_dir) or run_dir
-    record = cs.read_json(os.path.join(folder, "config.json"))
+    folder = compare_stats.source(run_dir) or run_dir
+    record = compare_stats.read_json(os.path.join(folder, "config.json"))
     source = ((record or {}).get("config_source") or {}).get("path") or ""
     return os.path.basename(str(source))
 
@@ -83,18 +83,18 @@ def load_run(run_dir: str, cols: Sequence[Column] | None = None) -> dict | None:
         raise ValueError(f"results directory not found: {run_dir}")
     cols = columns() if cols is None else cols
     stems = list(dict.fromkeys(c.stem for c in cols))
-    files = {stem: cs.read_json(os.path.join(run_dir, stem + ".json")) for stem in stems}
+    files = {stem: compare_stats.read_json(os.path.join(run_dir, stem + ".json")) for stem in stems}
     if not any(files.values()):
         found = sorted(f for f in os.listdir(run_dir) if f.endswith(".json"))
         log.warning("compare: %s: no readable %s (it holds %s); skipped", run_dir,
                     ", ".join(s + ".json" for s in stems), ", ".join(found) or "no JSON file")
         return None
-    bundle = cs.read_json(os.path.join(run_dir, "bundle.json")) or {}
+    bundle = compare_stats.read_json(os.path.join(run_dir, "bundle.json")) or {}
     values, intervals, paired, base = {}, {}, {}, {}
     for col in cols:
         result = files[col.stem]
         values[col.header] = _number((result or {}).get(col.key))
-        ci = cs.interval(result, col.key)
+        ci = compare_stats.interval(result, col.key)
         if ci is not None:
             intervals[col.header] = ci
         if col.paired and result:
@@ -110,9 +110,9 @@ def load_run(run_dir: str, cols: Sequence[Column] | None = None) -> dict | None:
             break
     return dict(name=bundle.get("run_tag") or os.path.basename(os.path.normpath(run_dir)),
                 dir=os.path.normpath(run_dir), config=_config_name(run_dir),
-                source=cs.source(run_dir),
+                source=compare_stats.source(run_dir),
                 values=values, readout=readout, intervals=intervals, paired=paired,
-                baselines=base, config_key=cs.config_key(run_dir))
+                baselines=base, config_key=compare_stats.config_key(run_dir))
 
 
 def label_rows(runs: Sequence[dict]) -> None:
@@ -148,11 +148,12 @@ def significance(runs: Sequence[dict], cols: Sequence[Column]) -> dict[tuple[int
             if "members" in r or "members" in ref:
                 a = r.get("member_values", {}).get(header, [r["values"][header]])
                 b = ref.get("member_values", {}).get(header, [ref["values"][header]])
-                res = cs.welch([x for x in a if x is not None], [x for x in b if x is not None])
+                res = compare_stats.welch([x for x in a if x is not None],
+                                          [x for x in b if x is not None])
             else:
                 kind, mine = r.get("paired", {}).get(header, (None, None))
-                res = cs.paired(ref.get("paired", {}).get(header, (None, None))[1], mine,
-                                kind) if kind else None
+                res = compare_stats.paired(ref.get("paired", {}).get(header, (None, None))[1], mine,
+                                           kind) if kind else None
             if res is not None:
                 out[(i, header)] = res
     return out
@@ -228,7 +229,7 @@ def compare(run_dirs: Sequence[str], out: str = "", group: bool = True) -> str:
                          + ", ".join(run_dirs))
     label_rows(runs)
     if group:
-        runs = cs.group_runs(runs, [c.header for c in cols])
+        runs = compare_stats.group_runs(runs, [c.header for c in cols])
     table = markdown_table(runs, cols)
     out = output_prefix(run_dirs, out)
     atomic_io.write_text_atomic(out + ".md", table)

@@ -170,14 +170,14 @@ def _mean_baselines(members: Sequence[dict], header: str) -> dict[str, tuple]:
 
 def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, Any] | None:
     """Welch's two-sided t-test between two groups of pretraining seeds."""
-    from scipy import stats as sst
+    from scipy import stats as scipy_stats
 
     if len(a) < 2 or len(b) < 2:
         return None
     if np.std(a) == 0 and np.std(b) == 0:  # no spread: the means either match or do not
         p = 1.0 if np.mean(a) == np.mean(b) else 0.0
     else:
-        p = float(sst.ttest_ind(a, b, equal_var=False).pvalue)
+        p = float(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
     if not np.isfinite(p):
         return None
     return {"test": "Welch t-test over pretraining seeds (two-sided)", "n": len(a) + len(b),

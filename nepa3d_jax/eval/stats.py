@@ -47,7 +47,7 @@ def parse_seeds(value: Any, default: int) -> list[int]:
 
 def t_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
     """mean, std (ddof=1), n and Student's t interval of the mean; interval None for n < 2."""
-    from scipy import stats as sst
+    from scipy import stats as scipy_stats
 
     x = np.asarray(values, np.float64)
     out: dict[str, Any] = {"mean": float(x.mean()) if x.size else None, "n": int(x.size),
@@ -57,7 +57,7 @@ def t_interval(values: Sequence[float], level: float = LEVEL) -> dict[str, Any]:
                    ci_reason="one seed: no interval (set eval.seeds to 2 or more)")
         return out
     sd = float(x.std(ddof=1))
-    half = float(sst.t.ppf(0.5 + level / 2, x.size - 1)) * sd / math.sqrt(x.size)
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, x.size - 1)) * sd / math.sqrt(x.size)
     out.update(std=sd, ci_low=out["mean"] - half, ci_high=out["mean"] + half,
                ci=f"{level:.0%} Student t over seeds")
     return out
@@ -119,7 +119,7 @@ def paired_test(a: Sequence[float], b: Sequence[float], kind: str) -> dict[str, 
 
     Returns mean difference (a - b), p-value (None with a reason when undefined) and
     `significant` (p < ALPHA)."""
-    from scipy import stats as sst
+    from scipy import stats as scipy_stats
 
     x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if x.shape != y.shape:
@@ -133,10 +133,10 @@ def paired_test(a: Sequence[float], b: Sequence[float], kind: str) -> dict[str, 
     if not np.any(d != 0):
         return {**out, "p": 1.0, "significant": False}
     if kind == "wilcoxon":
-        p = float(sst.wilcoxon(x, y, alternative="two-sided").pvalue)
+        p = float(scipy_stats.wilcoxon(x, y, alternative="two-sided").pvalue)
     else:
         if float(np.std(d)) == 0.0:  # a constant non-zero difference: t is infinite
             p = 0.0
         else:
-            p = float(sst.ttest_rel(x, y).pvalue)
+            p = float(scipy_stats.ttest_rel(x, y).pvalue)
     return {**out, "p": p, "significant": bool(p < ALPHA)}

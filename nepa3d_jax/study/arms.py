@@ -15,7 +15,7 @@ import ml_collections
 from nepa3d_jax import atomic_io, jobs
 from nepa3d_jax.study import recipes
 from nepa3d_jax.study.corpus import Corpus
-from nepa3d_jax.train.defaults import mix_component
+from nepa3d_jax.train.pretrain_defaults import mix_component
 
 
 def set_field(config: ml_collections.ConfigDict, dotted: str, value: Any, where: str) -> None:

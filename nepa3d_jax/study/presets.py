@@ -16,9 +16,9 @@ import copy
 from typing import Any
 
 _SMALL_PRETRAIN = {
-    "model.d_model": 96, "model.layers": 3, "model.heads": 4,
+    "model.d_model": 64, "model.layers": 3, "model.heads": 4,
     "data.n_point": 96, "data.n_ray": 32, "data.max_len": -1, "data.mix_num_samples": 4000,
-    "train.batch_per_device": 16, "train.num_steps": 1200, "train.base_lr": 5e-4,
+    "train.batch_per_device": 16, "train.num_steps": 1500, "train.base_lr": 5e-4,
     "train.lr_scale": False, "train.log_every_steps": 25, "train.checkpoint_every_steps": 500,
 }
 
@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # headline readout (LayerNorm'd [mean, max], here with learned scale and bias), warmup + cosine.
 _FINETUNE = {"shots": "1,5,10", "epochs": 40, "batch": 32, "lr": 5e-4, "val_ratio": 0.1,
              "mc_eval_k_test": 1, "n_point": -1, "cls_pooling": "mean_max", "head_norm": 1,
-             "lr_schedule": "cosine", "warmup_epochs": 4}
+             "lr_schedule": "cosine", "lr_warmup_epochs": 4}
 PRESETS["full"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2, 3, 4],
                        recipes=["original", "readout", "content_std", "answer"],
                        finetune=dict(_FINETUNE))

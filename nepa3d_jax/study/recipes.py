@@ -23,6 +23,19 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "answer": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
                             "model.nepa_target": "content_std",
                             "train.answer_loss_weight": 1.0}},
+    # + a warmup and cosine-decayed LR (the original's is constant): the final weights are not
+    # one noisy iterate of a constant-LR walk.
+    "answer_cos": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                "model.nepa_target": "content_std",
+                                "train.answer_loss_weight": 1.0,
+                                "train.lr_schedule": "cosine", "train.lr_warmup_steps": 100}},
+    # + pretraining augmentation: a random scale, shift and yaw per sample and step.
+    "answer_cos_aug": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                    "model.nepa_target": "content_std",
+                                    "train.answer_loss_weight": 1.0,
+                                    "train.lr_schedule": "cosine", "train.lr_warmup_steps": 100,
+                                    "data.aug_scale": 0.2, "data.aug_shift": 0.1,
+                                    "data.aug_yaw": 1}},
     # `answer` scored with CPAC's opt-in query isolation (queries do not see each other's fake
     # zero answers); the pretraining is the same as `answer`'s.
     "answer_iso": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,

@@ -11,8 +11,8 @@ from typing import Any
 _EXPORTS = {
     "ordering": ("morton_codes", "morton_codes_np", "morton_order", "morton_order_np",
                  "random_permutation", "ray_direction_order"),
-    "sampling": ("farthest_from_centroid", "fixed_grid_indices", "fps_order", "random_choice",
-                 "rfps_order"),
+    "pool_sampling": ("farthest_from_centroid", "fixed_grid_indices", "fps_order",
+                      "random_choice", "rfps_order"),
     "sequence": ("POOL_FIELDS", "build_batch", "build_sequence"),
     "types": ("FEAT_DIM", "NUM_TYPES", "TYPE_A_POINT", "TYPE_A_RAY", "TYPE_BOS", "TYPE_EOS",
               "TYPE_MISSING_RAY", "TYPE_POINT", "TYPE_Q_POINT", "TYPE_Q_RAY", "TYPE_RAY",

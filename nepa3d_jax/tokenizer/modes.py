@@ -22,13 +22,13 @@ def _impl(module: str) -> Any:
 
 PT_SAMPLERS: dict[str, Sampler] = {
     "random": lambda key, xyz, mask, n, fps_order, fps_count, rfps_m:
-        _impl("sampling").random_choice(key, mask, n),
+        _impl("pool_sampling").random_choice(key, mask, n),
     "fps": lambda key, xyz, mask, n, fps_order, fps_count, rfps_m:
-        _impl("sampling").fps_with_order(key, xyz, mask, n, fps_order, fps_count),
+        _impl("pool_sampling").fps_with_order(key, xyz, mask, n, fps_order, fps_count),
     "rfps": lambda key, xyz, mask, n, fps_order, fps_count, rfps_m:
-        _impl("sampling").rfps_order(key, xyz, mask, n, rfps_m),
+        _impl("pool_sampling").rfps_order(key, xyz, mask, n, rfps_m),
     "fixed_grid": lambda key, xyz, mask, n, fps_order, fps_count, rfps_m:
-        _impl("sampling").fixed_grid_indices(xyz, mask, n),
+        _impl("pool_sampling").fixed_grid_indices(xyz, mask, n),
 }
 
 POINT_ORDERS: dict[str, Order] = {

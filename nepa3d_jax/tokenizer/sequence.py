@@ -18,8 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nepa3d_jax.tokenizer import checks, modes, ordering, sampling
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer import checks, modes, ordering, pool_sampling
+from nepa3d_jax.tokenizer.types import (FEAT_DIM, TYPE_A_POINT, TYPE_A_RAY, TYPE_BOS, TYPE_EOS,
+                                        TYPE_MISSING_RAY, TYPE_POINT, TYPE_Q_POINT, TYPE_Q_RAY,
+                                        TYPE_RAY)
 
 _RAY_KEYS = ("ray_o", "ray_d", "ray_hit", "ray_t", "ray_n")
 
@@ -28,7 +30,7 @@ def _cols(n: int, parts: list) -> jax.Array:
     """(n, 15) float32 from a list of (n, w) blocks or int widths of zeros."""
     blocks = [jnp.zeros((n, p), jnp.float32) if isinstance(p, int) else p for p in parts]
     out = jnp.concatenate(blocks, axis=1)
-    assert out.shape == (n, tt.FEAT_DIM), out.shape
+    assert out.shape == (n, FEAT_DIM), out.shape
     return out
 
 
@@ -61,21 +63,21 @@ def _layout(pt_tokens, ray_tokens, ray_missing, n_point, n_ray, qa, layout, add_
     ray_tokens = tuple(jnp.where(ray_missing, 0.0, r) for r in ray_tokens)
     if not qa:
         feats = [pt_tokens[0], ray_tokens[0]]
-        types = [np.full(n_point, tt.TYPE_POINT), np.full(n_ray, tt.TYPE_RAY)]
+        types = [np.full(n_point, TYPE_POINT), np.full(n_ray, TYPE_RAY)]
     elif layout == "interleave":
         feats = [_interleave(*pt_tokens), _interleave(*ray_tokens)]
-        types = [np.tile([tt.TYPE_Q_POINT, tt.TYPE_A_POINT], n_point),
-                 np.tile([tt.TYPE_Q_RAY, tt.TYPE_A_RAY], n_ray)]
+        types = [np.tile([TYPE_Q_POINT, TYPE_A_POINT], n_point),
+                 np.tile([TYPE_Q_RAY, TYPE_A_RAY], n_ray)]
     else:
         feats = [pt_tokens[0], ray_tokens[0], pt_tokens[1], ray_tokens[1]]
-        types = [np.full(n_point, tt.TYPE_Q_POINT), np.full(n_ray, tt.TYPE_Q_RAY),
-                 np.full(n_point, tt.TYPE_A_POINT), np.full(n_ray, tt.TYPE_A_RAY)]
-    edge = jnp.zeros((1, tt.FEAT_DIM), jnp.float32)
+        types = [np.full(n_point, TYPE_Q_POINT), np.full(n_ray, TYPE_Q_RAY),
+                 np.full(n_point, TYPE_A_POINT), np.full(n_ray, TYPE_A_RAY)]
+    edge = jnp.zeros((1, FEAT_DIM), jnp.float32)
     feats = [edge] + feats + ([edge] if add_eos else [])
-    type_id = np.concatenate([[tt.TYPE_BOS]] + types + ([[tt.TYPE_EOS]] if add_eos else []))
+    type_id = np.concatenate([[TYPE_BOS]] + types + ([[TYPE_EOS]] if add_eos else []))
     type_id = type_id.astype(np.int32)
-    is_ray = np.isin(type_id, (tt.TYPE_RAY, tt.TYPE_Q_RAY, tt.TYPE_A_RAY))
-    type_id = jnp.where(is_ray & ray_missing, tt.TYPE_MISSING_RAY, type_id)
+    is_ray = np.isin(type_id, (TYPE_RAY, TYPE_Q_RAY, TYPE_A_RAY))
+    type_id = jnp.where(is_ray & ray_missing, TYPE_MISSING_RAY, type_id)
     return jnp.concatenate(feats, axis=0), type_id.astype(jnp.int32)
 
 
@@ -118,7 +120,7 @@ def build_sequence(
     pt_xyz = jnp.asarray(pt_xyz, jnp.float32)
     pt_dist = jnp.asarray(pt_dist, jnp.float32).reshape(n_pool)
     if n_point > 0:
-        mask = sampling.valid_mask(n_pool, pt_count)
+        mask = pool_sampling.valid_mask(n_pool, pt_count)
         idx = modes.PT_SAMPLERS[pt_mode](k_pt, pt_xyz, mask, n_point, pt_fps_order, fps_count,
                                          rfps_m)
         xyz_s, dist_s = pt_xyz[idx], pt_dist[idx]
@@ -131,11 +133,11 @@ def build_sequence(
 
     ray_missing = ~jnp.asarray(ray_available, bool)
     if n_ray > 0 and n_rays == 0:  # empty (padded) ray pools: rays are missing
-        ray_tokens = tuple(jnp.zeros((n_ray, tt.FEAT_DIM), jnp.float32) for _ in pt_tokens)
+        ray_tokens = tuple(jnp.zeros((n_ray, FEAT_DIM), jnp.float32) for _ in pt_tokens)
         ray_missing = jnp.bool_(True)
     elif n_ray > 0:
         count = n_rays if ray_count is None else ray_count
-        r_idx = sampling.choice_like_original(k_ray, count, n_rays, n_ray)
+        r_idx = pool_sampling.choice_like_original(k_ray, count, n_rays, n_ray)
         o, d, hit, t, nrm = (jnp.asarray(rays[k], jnp.float32) for k in _RAY_KEYS)
         hit, t = hit.reshape(n_rays), t.reshape(n_rays)
         o, d, hit, t, nrm = (a[r_idx] for a in (o, d, hit, t, nrm))
@@ -146,7 +148,7 @@ def build_sequence(
         if not (isinstance(drop_ray_prob, (int, float)) and drop_ray_prob == 0):
             ray_missing = ray_missing | (jax.random.uniform(k_drop) < drop_ray_prob)
     else:
-        ray_tokens = tuple(jnp.zeros((0, tt.FEAT_DIM), jnp.float32) for _ in pt_tokens)
+        ray_tokens = tuple(jnp.zeros((0, FEAT_DIM), jnp.float32) for _ in pt_tokens)
     return _layout(pt_tokens, ray_tokens, ray_missing, n_point, n_ray, qa, layout, add_eos)
 
 

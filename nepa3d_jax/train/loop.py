@@ -29,7 +29,7 @@ from nepa3d_jax.train import collapse
 from nepa3d_jax.train.collapse import collapse_report
 from nepa3d_jax.train.corpus import ensure_synthetic_corpus
 from nepa3d_jax.train.metrics import MetricsLog
-from nepa3d_jax.train.optimizer import make_optimizer
+from nepa3d_jax.train.optimizer import lr_at, make_optimizer
 from nepa3d_jax.train.preemption import PreemptionGuard
 from nepa3d_jax.train.programs import Programs
 from nepa3d_jax.train.schedule import EpochSchedule, dual_mask_warmup_steps
@@ -97,7 +97,7 @@ class Trainer:
         self.warmup_steps = dual_mask_warmup_steps(
             config.train.dual_mask_warmup_frac, self.total_steps)
         self.model = build_model(config, int(self.derived.max_len))
-        self.optimizer = make_optimizer(config.train, self.derived.lr)
+        self.optimizer = make_optimizer(config.train, self.derived.lr, self.total_steps)
         self.init = init_fn(self.model, self.optimizer, seed=int(config.seed))
         self.shardings = state_shardings(jax.eval_shape(self.init), self.mesh)
         # Same model, optimizer settings and mesh -> the same compiled programs, also across
@@ -107,6 +107,7 @@ class Trainer:
         self._cache_key = (self.model, float(self.derived.lr),
                            tuple(float(t[k]) for k in (
                                "b1", "b2", "weight_decay", "grad_clip")),
+                           t.lr_schedule, int(t.lr_warmup_steps), self.total_steps,
                            self.mesh, int(config.seed))
         # Async saves overlap writing with training on accelerators; on CPU they only add
         # per-array copy programs, so save synchronously there.
@@ -230,7 +231,8 @@ class Trainer:
                         values = {k: v for k, v in values.items()
                                   if k not in collapse.DIAGNOSTIC_KEYS}
                     elapsed = max(time.perf_counter() - t_mark, 1e-9)
-                    values.update(lr=float(self.derived.lr), tokens_per_s=tokens_since / elapsed,
+                    values.update(lr=lr_at(self.config.train, self.derived.lr, self.total_steps, step - 1),
+                                  tokens_per_s=tokens_since / elapsed,
                                   steps_per_s=steps_since / elapsed, epoch=epoch)
                     metrics_log.write(step, values)
                     collapse_state = self._check_collapse(step, values, collapse_state)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_BOS, TYPE_EOS, TYPE_POINT, TYPE_Q_POINT, TYPE_Q_RAY,
+                                        TYPE_RAY)
 
-_QUERY_LIKE = (tt.TYPE_Q_POINT, tt.TYPE_Q_RAY, tt.TYPE_POINT, tt.TYPE_RAY)
+_QUERY_LIKE = (TYPE_Q_POINT, TYPE_Q_RAY, TYPE_POINT, TYPE_RAY)
 
 
 def dual_mask(key: jax.Array, type_id_BT: jax.Array, *, near, far, window: int,
@@ -49,7 +50,7 @@ def mae_token_mask(key: jax.Array, type_id_T: jax.Array, ratio: float) -> jax.Ar
     Ranks of uniform scores pick the positions (a random permutation, as the original).
     """
     t = type_id_T.shape[0]
-    valid = (type_id_T != tt.TYPE_BOS) & (type_id_T != tt.TYPE_EOS)
+    valid = (type_id_T != TYPE_BOS) & (type_id_T != TYPE_EOS)
     scores = jnp.where(valid, jax.random.uniform(key, (t,)), jnp.inf)
     rank = jnp.argsort(jnp.argsort(scores))
     n = valid.sum()

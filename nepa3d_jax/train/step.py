@@ -7,6 +7,7 @@ gives the same numbers on 1 or 8 devices:
   tokenizer key  fold_in(fold_in(key(seed), step), sample_id)      (docs/architecture.md)
   dual mask      fold_in(fold_in(key(seed), step), DUAL_MASK_STREAM)
   MAE mask       fold_in(fold_in(fold_in(key(seed), step), MAE_STREAM), sample_id)
+  augmentation   fold_in(fold_in(fold_in(key(seed), step), AUGMENT_STREAM), sample_id)
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from jax.sharding import Mesh
 from nepa3d_jax import tokenizer
 from nepa3d_jax.parallel import batch_sharding, replicated
 from nepa3d_jax.tokenizer.options import TokenOptions
-from nepa3d_jax.train import masks
+from nepa3d_jax.train import augment, masks
+from nepa3d_jax.train.augment import Augment
 from nepa3d_jax.train.schedule import Sizes
 from nepa3d_jax.train.state import TrainState
 from nepa3d_jax.tokenizer.types import TYPE_MISSING_RAY
@@ -31,6 +33,7 @@ from nepa3d_jax.tokenizer.types import TYPE_MISSING_RAY
 # fold_in data values no sample_id reaches (sample ids are < mix_num_samples < 2**31 - 2).
 DUAL_MASK_STREAM = 2**31 - 1
 MAE_STREAM = 2**31 - 2
+AUGMENT_STREAM = 2**31 - 3
 
 # Pool fields the step reads; the loop sends only these to the devices.
 BATCH_FIELDS = tokenizer.POOL_FIELDS + ("sample_id",)
@@ -49,6 +52,7 @@ class StepSpec:
     dual_mask_type_aware: bool
     dual_mask_warmup_steps: int
     answer_loss_weight: float
+    augment: Augment
     seed: int
     # Collapse / shortcut diagnostics (`train.collapse`) on the steps the loop logs only: their
     # eigen-decompositions are a fixed cost per step that an accelerator step would notice.
@@ -70,7 +74,8 @@ class StepSpec:
             dual_mask_near=float(train.dual_mask_near), dual_mask_far=float(train.dual_mask_far),
             dual_mask_type_aware=bool(int(train.dual_mask_type_aware)),
             dual_mask_warmup_steps=int(warmup_steps),
-            answer_loss_weight=float(train.answer_loss_weight), seed=int(config.seed),
+            answer_loss_weight=float(train.answer_loss_weight),
+            augment=Augment.from_config(data), seed=int(config.seed),
             diagnostics_every=max(1, int(train.log_every_steps)))
 
     @property
@@ -195,6 +200,7 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation, spec: S
 
     def train_step(state: TrainState, batch: Mapping[str, jax.Array]):
         step_key = jax.random.fold_in(jax.random.key(spec.seed), state.step)
+        batch = augment.apply(spec.augment, batch, jax.random.fold_in(step_key, AUGMENT_STREAM))
         feat, type_id = tokenize(spec, batch, step_key)
         return update(model, optimizer, spec, state, feat, type_id, step_key,
                       batch["sample_id"])

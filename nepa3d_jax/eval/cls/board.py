@@ -11,7 +11,7 @@ import math
 import os
 from typing import Any, Mapping
 
-HPARAMS = ("lr", "lr_schedule", "warmup_epochs", "weight_decay", "batch", "epochs", "seed",
+HPARAMS = ("lr", "lr_schedule", "lr_warmup_epochs", "weight_decay", "batch", "epochs", "seed",
            "freeze_backbone", "n_point", "n_ray", "cls_pooling", "head_norm", "aug_preset",
            "random_init", "ckpt")
 

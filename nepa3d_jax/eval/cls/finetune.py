@@ -93,8 +93,9 @@ def protocol_lines(c, r: cls_setup.Resolved, sel: dict, pooling: str, aug, k_val
 
 
 def _schedule_text(c) -> str:
-    warm = f", linear warmup {c.warmup_epochs} epochs" if int(c.warmup_epochs) else ""
-    return {"constant": "constant", "cosine": "cosine decay to 0"}[c.lr_schedule] + warm
+    if c.lr_schedule == "constant":
+        return "constant"
+    return f"linear warmup {c.lr_warmup_epochs} epochs, cosine decay to 0"
 
 
 def _audit_notes(c, r: cls_setup.Resolved, k_val: int, k_test: int) -> list[str]:
@@ -224,7 +225,7 @@ def _train_and_test(c, r, sel, pooling, aug, k_val, k_test, mesh, step_batch, ke
     if c.max_steps_per_epoch > 0:
         steps_per_epoch = min(steps_per_epoch, int(c.max_steps_per_epoch))
     lr = cls_steps.learning_rate(float(c.lr), str(c.lr_schedule),
-                                 int(c.warmup_epochs) * steps_per_epoch,
+                                 int(c.lr_warmup_epochs) * steps_per_epoch,
                                  int(c.epochs) * steps_per_epoch)
     tx = cls_steps.make_optimizer(lr, float(c.weight_decay), bool(c.freeze_backbone))
     common = dict(n_point=r.n_point, n_ray=r.n_ray, qa_tokens=r.qa_tokens, qa_layout=c.qa_layout,

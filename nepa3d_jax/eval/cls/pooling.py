@@ -19,7 +19,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import (TYPE_A_POINT, TYPE_A_RAY, TYPE_BOS, TYPE_EOS, TYPE_POINT,
+                                        TYPE_Q_POINT, TYPE_Q_RAY, TYPE_RAY)
 
 MODES = ("auto", "eos", "bos", "mean", "mean_no_special", "mean_pts", "mean_a", "mean_q",
          "mean_max")
@@ -40,14 +41,14 @@ def pooled_dim(mode: str, d_model: int) -> int:
 
 def point_mask(type_id_BT: jax.Array) -> jax.Array:
     t = type_id_BT
-    return (t == tt.TYPE_POINT) | (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_A_POINT)
+    return (t == TYPE_POINT) | (t == TYPE_Q_POINT) | (t == TYPE_A_POINT)
 
 
 def query_mask(type_id_BT: jax.Array) -> jax.Array:
     """Query tokens per sample; a sample without any (legacy tokens) takes POINT and RAY."""
     t = type_id_BT
-    queries = (t == tt.TYPE_Q_POINT) | (t == tt.TYPE_Q_RAY)
-    legacy = (t == tt.TYPE_POINT) | (t == tt.TYPE_RAY)
+    queries = (t == TYPE_Q_POINT) | (t == TYPE_Q_RAY)
+    legacy = (t == TYPE_POINT) | (t == TYPE_RAY)
     return jnp.where(queries.any(axis=1, keepdims=True), queries, legacy)
 
 
@@ -55,11 +56,11 @@ def pooling_mask(type_id_BT: jax.Array, mode: str) -> jax.Array | None:
     """Boolean (B,T) mask of the tokens a masked mode averages; None for bos/eos/mean."""
     t = type_id_BT
     if mode == "mean_no_special":
-        return (t != tt.TYPE_BOS) & (t != tt.TYPE_EOS)
+        return (t != TYPE_BOS) & (t != TYPE_EOS)
     if mode in ("mean_pts", "mean_max"):
         return point_mask(t)
     if mode == "mean_a":
-        return (t == tt.TYPE_A_POINT) | (t == tt.TYPE_A_RAY)
+        return (t == TYPE_A_POINT) | (t == TYPE_A_RAY)
     if mode == "mean_q":
         return query_mask(t)
     return None

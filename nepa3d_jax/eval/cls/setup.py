@@ -18,13 +18,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from nepa3d_jax.config.schedule import LR_SCHEDULES
 from nepa3d_jax.data.schema import BACKENDS
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import model as cls_model
 from nepa3d_jax.eval.cls import pooling as cls_pooling
-from nepa3d_jax.eval.cls import steps as cls_steps
 from nepa3d_jax.tokenizer import modes as tok_modes
-from nepa3d_jax.tokenizer import types as tt
+from nepa3d_jax.tokenizer.types import FEAT_DIM, sequence_length
 
 
 def _get(cfg: Any, dotted: str, default=None):
@@ -68,10 +68,13 @@ def check_fields(c: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.{name}={c[name]} must be positive")
     if c.lr <= 0:
         raise ValueError(f"config.lr={c.lr} must be positive")
-    choice("lr_schedule", c.lr_schedule, cls_steps.LR_SCHEDULES)
-    if not isinstance(c.warmup_epochs, int) or not 0 <= c.warmup_epochs < int(c.epochs):
-        raise ValueError(f"config.warmup_epochs={c.warmup_epochs!r} must be a whole number in "
-                         f"[0, epochs={c.epochs})")
+    choice("lr_schedule", c.lr_schedule, LR_SCHEDULES)
+    if not isinstance(c.lr_warmup_epochs, int) or not 0 <= c.lr_warmup_epochs < int(c.epochs):
+        raise ValueError(f"config.lr_warmup_epochs={c.lr_warmup_epochs!r} must be a whole "
+                         f"number in [0, epochs={c.epochs})")
+    if c.lr_warmup_epochs and c.lr_schedule != "cosine":
+        raise ValueError(f"config.lr_warmup_epochs={c.lr_warmup_epochs} needs "
+                         f"lr_schedule='cosine' (got {c.lr_schedule!r}: no warmup)")
     if c.head_norm not in (0, 1):  # True / False compare equal to 1 / 0
         raise ValueError(f"config.head_norm={c.head_norm!r}: expected 0 or 1")
     if not c.ckpt and int(c.n_point) <= 0:
@@ -163,7 +166,7 @@ def resolve(c: ml_collections.ConfigDict) -> Resolved:
         bb = None
     if n_point <= 0:
         raise ValueError(f"n_point resolved to {n_point}: set config.n_point")
-    seq_len = tt.sequence_length(n_point, n_ray, qa, eos)
+    seq_len = sequence_length(n_point, n_ray, qa, eos)
     if bb is not None:
         if c.max_len >= 0:
             if c.max_len < seq_len:
@@ -194,7 +197,7 @@ def materialize(r: Resolved, s: ml_collections.ConfigDict, key: jax.Array) -> No
     bb.model = QueryNepa(d_model=int(s.d_model), layers=int(s.layers), heads=int(s.heads),
                          mlp_ratio=float(s.mlp_ratio), max_len=int(bb.max_len),
                          attention=str(s.attention))
-    feat = jnp.zeros((1, r.seq_len, tt.FEAT_DIM), jnp.float32)
+    feat = jnp.zeros((1, r.seq_len, FEAT_DIM), jnp.float32)
     type_id = jnp.zeros((1, r.seq_len), jnp.int32)
     init = jax.jit(lambda k, f, t: bb.model.init(k, f, t, is_causal=False)["params"])
     bb.params = init(key, feat, type_id)  # one compile instead of one per eager op

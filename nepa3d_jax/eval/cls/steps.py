@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from nepa3d_jax.config.schedule import LR_SCHEDULES
 from nepa3d_jax.eval.cls import augment as cls_augment
 from nepa3d_jax.eval.cls import mc as cls_mc
 from nepa3d_jax.eval.cls import model as cls_model
@@ -40,25 +41,22 @@ def tokenize(keys_B: jax.Array, pools: dict, tok: TokenOptions,
     return build_batch(pools, k_tok, **tok.kwargs())
 
 
-LR_SCHEDULES = ("constant", "cosine")
-
-
 def learning_rate(lr: float, schedule: str, warmup_steps: int, total_steps: int
                   ) -> float | optax.Schedule:
-    """The fine-tune's learning rate per optimizer step. `constant` without warmup is the
-    original's (a plain float); a warmup rises linearly from 0 to `lr` over `warmup_steps`;
-    `cosine` then decays along a half cosine to 0 at `total_steps`."""
+    """The fine-tune's learning rate per optimizer step, as pretraining's `train.lr_schedule`:
+    `constant` is the original's (a plain float, no warmup); `cosine` rises linearly from 0 to
+    `lr` over `warmup_steps`, then decays along a half cosine to 0 at `total_steps`."""
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"config.lr_schedule={schedule!r}: expected one of {LR_SCHEDULES}")
-    if not 0 <= warmup_steps < max(total_steps, 1):
-        raise ValueError(f"warmup of {warmup_steps} steps must be shorter than the "
-                         f"{total_steps} training steps (config.warmup_epochs)")
-    if schedule == "cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, total_steps, 0.0)
-    if warmup_steps == 0:
+    if schedule == "constant":
+        if warmup_steps:
+            raise ValueError("config.lr_warmup_epochs > 0 needs config.lr_schedule='cosine' "
+                             "(the constant schedule has no warmup)")
         return lr
-    return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup_steps),
-                                 optax.constant_schedule(lr)], [warmup_steps])
+    if not 0 <= warmup_steps < total_steps:
+        raise ValueError(f"warmup of {warmup_steps} steps must be shorter than the "
+                         f"{total_steps} training steps (config.lr_warmup_epochs)")
+    return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, total_steps, 0.0)
 
 
 def make_optimizer(lr: float | optax.Schedule, weight_decay: float, freeze_backbone: bool

@@ -8,17 +8,17 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from nepa3d_jax.eval.cpac import metrics, report, sampling, tokens
+from nepa3d_jax.eval.cpac import metrics, report, shape_sampling, tokens
 from nepa3d_jax.eval.cpac.extract import RepresentationFn
 
-Item = tuple[sampling.ShapeSample, "np.ndarray | None"]  # a shape and its nn_copy prediction
+Item = tuple[shape_sampling.ShapeSample, "np.ndarray | None"]  # a shape and its nn_copy prediction
 
 
 def samples(paths: list[str], *, seed: int, backend: str, mode: str, c, pool,
             with_baseline: bool) -> Iterator[Item]:
     """Each shape of `paths` sampled by the protocol (in order), sampled on `pool`'s threads."""
-    partners = (sampling.mismatch_partners(paths, int(c.mismatch_shift)) if mode == "mismatch"
-                else [None] * len(paths))
+    partners = (shape_sampling.mismatch_partners(paths, int(c.mismatch_shift))
+                if mode == "mismatch" else [None] * len(paths))
     opts = dict(voxel_grid=int(c.voxel_grid), voxel_dilate=int(c.voxel_dilate),
                 voxel_max_steps=int(c.voxel_max_steps))
     grid = dict(mode=str(c.grid_sample_mode), near_tau=float(c.grid_near_tau),
@@ -26,13 +26,12 @@ def samples(paths: list[str], *, seed: int, backend: str, mode: str, c, pool,
 
     def one(args):
         path, partner = args
-        s = sampling.sample_shape(path, seed=seed, context_backend=backend,
-                                  n_context=int(c.n_context), n_query=int(c.n_query),
-                                  context_mode=mode,
-                                  disjoint_context_query=bool(int(c.disjoint_context_query)),
-                                  mismatch_path=partner, backend_opts=opts,
-                                  query_source=str(c.query_source),
-                                  query_pool_frac=float(c.query_pool_frac), grid_opts=grid)
+        s = shape_sampling.sample_shape(
+            path, seed=seed, context_backend=backend, n_context=int(c.n_context),
+            n_query=int(c.n_query), context_mode=mode,
+            disjoint_context_query=bool(int(c.disjoint_context_query)), mismatch_path=partner,
+            backend_opts=opts, query_source=str(c.query_source),
+            query_pool_frac=float(c.query_pool_frac), grid_opts=grid)
         nn = metrics.nn_copy_predict(s.ctx_xyz, s.ctx_dist, s.q_xyz) if with_baseline else None
         return s, nn
 

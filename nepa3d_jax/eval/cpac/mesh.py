@@ -24,7 +24,7 @@ import numpy as np
 
 from nepa3d_jax.data.grids import grid_centers, trilinear_sample
 
-# Truth sources of the mesh evaluation (its options and defaults: eval/cpac/defaults.py).
+# Truth sources of the mesh evaluation (its options and defaults: eval/cpac/cpac_defaults.py).
 MESH_GT_SOURCES = ("udf_grid", "pc_xyz")
 SUMMARY_KEYS = ("chamfer_l1", "chamfer_l2", "fscore", "precision", "recall")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from nepa3d_jax.eval.cpac import mesh, tokens
 from nepa3d_jax.data.records import CheckedRecord
-from nepa3d_jax.eval.cpac.sampling import ShapeSample
+from nepa3d_jax.eval.cpac.shape_sampling import ShapeSample
 
 
 def validate(c) -> None:

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from nepa3d_jax.eval import baselines, stats
-from nepa3d_jax.eval.cpac import mesh_eval, network, report, sampling, udf
+from nepa3d_jax.eval.cpac import mesh_eval, network, report, shape_sampling, udf
 
 log = logging.getLogger(__name__)
 METRICS = tuple(stats.CPAC_METRICS)
@@ -111,7 +111,8 @@ def run(config) -> dict[str, Any]:
         out["baselines"]["random_init"] = {"name": "random_init", "skipped": (
             "baseline_only run" if net.rep_fn is None else "checkpoint has no model to re-init")}
     out["significance"] = _significance(groups)
-    out["point_order"] = {"cpac": sampling.POINT_ORDER, "checkpoint": net.pretrain_point_order}
+    out["point_order"] = {"cpac": shape_sampling.POINT_ORDER,
+                          "checkpoint": net.pretrain_point_order}
     if mesh_on or render_png:
         sheet: list[dict[str, Any]] = []
         n_ctx = 0 if str(c.context_mode_test) == "none" else int(c.n_context)

@@ -7,7 +7,7 @@ A ridge probe on a checkpoint's hidden states predicts unsigned distances. The j
   `fit_head`   the head-training pass and the float64 ridge solve (`ridge`);
   `test_pass`  the evaluated shapes through the network and the head, nn_copy beside them;
   `report`     the original's result keys (`udf_metrics`) and per-shape statistics.
-Sampling (`sampling`) and token sequences (`tokens`) are the original's; what differs is the
+Sampling (`shape_sampling`) and token sequences (`tokens`) are the original's; what differs is the
 execution: shapes are read and sampled by host threads while batches of equal-length
 sequences run through one jit-compiled, device-sharded forward (`extract`, `feed`), and the
 head's normal equations are accumulated batch by batch instead of from one design matrix.
@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 
 from nepa3d_jax.data.schema import CacheError
-from nepa3d_jax.eval.cpac import feed, mesh_eval, sampling
-from nepa3d_jax.eval.cpac import metrics as um
+from nepa3d_jax.eval.cpac import feed, mesh_eval, metrics, shape_sampling
 from nepa3d_jax.eval.cpac.extract import REP_SOURCES
 from nepa3d_jax.eval.cpac.grid import GRID_MODES
 from nepa3d_jax.eval.cpac.report import settings as original_settings
@@ -56,11 +55,11 @@ def validate(c) -> None:
     if int(c.batch_size) < 0:
         raise ValueError(f"config.batch_size={c.batch_size} must be >= 0 (0: automatic)")
     for name in ("context_mode_train", "context_mode_test"):
-        _choice(c, name, sampling.CONTEXT_MODES)
+        _choice(c, name, shape_sampling.CONTEXT_MODES)
     _choice(c, "rep_source", REP_SOURCES)
-    _choice(c, "target_transform", um.TARGET_TRANSFORMS)
+    _choice(c, "target_transform", metrics.TARGET_TRANSFORMS)
     _choice(c, "baseline", BASELINES)
-    _choice(c, "query_source", sampling.QUERY_SOURCES)
+    _choice(c, "query_source", shape_sampling.QUERY_SOURCES)
     if str(c.query_source) != "pool":
         _choice(c, "grid_sample_mode", GRID_MODES)
     if float(c.ridge_lipschitz_lambda) > 0:
@@ -93,7 +92,7 @@ def validate(c) -> None:
 
 def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
     """(all eval paths, head-train paths, head-test paths, head-train backend, transductive?)."""
-    eval_paths = sampling.list_shapes(str(c.cache_root), str(c.split))
+    eval_paths = shape_sampling.list_shapes(str(c.cache_root), str(c.split))
     if int(c.max_shapes) > 0:
         eval_paths = eval_paths[:int(c.max_shapes)]
     if not eval_paths:
@@ -101,7 +100,7 @@ def split_paths(c) -> tuple[list[str], list[str], list[str], str, bool]:
                          f"{os.path.join(str(c.cache_root), str(c.split), '*', '*.npz')}")
     head_split = str(c.head_train_split or "").strip()
     if head_split and head_split.lower() != "none":
-        tr = sampling.list_shapes(str(c.cache_root), head_split)
+        tr = shape_sampling.list_shapes(str(c.cache_root), head_split)
         if int(c.head_train_max_shapes) > 0:
             tr = tr[:int(c.head_train_max_shapes)]
         if not tr:
@@ -147,9 +146,9 @@ def check_caches(c, inp: Inputs) -> None:
         return None if mode == "none" else name
 
     qs = str(c.query_source)
-    problems = [] if int(c.baseline_only) else sampling.check_shapes(
+    problems = [] if int(c.baseline_only) else shape_sampling.check_shapes(
         inp.tr_paths, backend(str(c.context_mode_train), inp.head_backend), qs)
-    problems += sampling.check_shapes(
+    problems += shape_sampling.check_shapes(
         inp.te_paths, backend(str(c.context_mode_test), str(c.context_backend)), qs)
     if problems:
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -172,7 +171,7 @@ class Head:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Distances (the target transform undone) for representation rows `x`."""
-        return um.inverse_transform_target(ridge_predict(x, self.w), **self.transform)
+        return metrics.inverse_transform_target(ridge_predict(x, self.w), **self.transform)
 
 
 @dataclasses.dataclass
@@ -181,7 +180,7 @@ class TestPass:
     y_true: np.ndarray           # (shapes * queries,) float32
     pred_t: np.ndarray | None    # probe, transformed space (None: baseline-only)
     nn: np.ndarray | None        # nn_copy (None: no baseline)
-    kept: list[sampling.ShapeSample]
+    kept: list[shape_sampling.ShapeSample]
     seconds: float
 
 
@@ -190,7 +189,7 @@ class Pass:
     """One seed of one network: the original's result keys and what the study builds on."""
     result: dict[str, Any]       # the original's result JSON (metrics, settings, timing)
     per_shape: dict[str, Any]    # {"paths", "probe", "nn_copy"}: per-shape statistics
-    samples: list[sampling.ShapeSample]  # the first `keep` evaluated shapes (mesh eval)
+    samples: list[shape_sampling.ShapeSample]  # the first `keep` evaluated shapes (mesh eval)
     head: Head | None
     y_true: np.ndarray
     pred: np.ndarray | None      # probe distances (None: baseline-only)
@@ -205,7 +204,7 @@ def phase(net: Network, seed: int, name: str, n_shapes: int) -> str:
 
 def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
     """The head-training pass and the ridge solve (the original's, in float64)."""
-    tt = _target_transform(c)
+    transform = _target_transform(c)
     layout = net.layout(0 if str(c.context_mode_train) == "none" else int(c.n_context),
                         int(c.n_query))
     acc = None
@@ -220,7 +219,7 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
             rows.append((x, y))
             return
         acc = acc or RidgeAccumulator(x.shape[1])
-        acc.add(x, um.transform_target(y, **tt))
+        acc.add(x, metrics.transform_target(y, **transform))
 
     items = feed.samples(inp.tr_paths, seed=int(c.eval_seed), backend=inp.head_backend,
                          mode=str(c.context_mode_train), c=c, pool=pool, with_baseline=False)
@@ -228,7 +227,7 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
     feed.run_pass(items, len(inp.tr_paths), layout, net.rep_fn, train_batch, desc,
                   bool(c.progress))
     if not rows:
-        return Head(acc.solve(float(c.ridge_lambda)), tt)
+        return Head(acc.solve(float(c.ridge_lambda)), transform)
     # the original's cap: a random subset of all head-training rows
     x = np.concatenate([r[0] for r in rows])
     y = np.concatenate([r[1] for r in rows])
@@ -236,7 +235,8 @@ def fit_head(c, inp: Inputs, net: Network, pool, fallback: set[str]) -> Head:
         sel = np.random.RandomState(int(c.eval_seed) & 0xFFFFFFFF).permutation(
             x.shape[0])[:int(c.head_train_n)]
         x, y = x[sel], y[sel]
-    return Head(ridge_fit(x, um.transform_target(y, **tt), float(c.ridge_lambda)), tt)
+    y_t = metrics.transform_target(y, **transform)
+    return Head(ridge_fit(x, y_t, float(c.ridge_lambda)), transform)
 
 
 def test_pass(c, inp: Inputs, net: Network, head: Head | None, pool, keep: int,
@@ -272,12 +272,12 @@ def test_pass(c, inp: Inputs, net: Network, head: Head | None, pool, keep: int,
 def report(c, inp: Inputs, net: Network, test: TestPass, fallback: set[str]
            ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray | None]:
     """(the original's result keys, per-shape statistics, probe distances or None)."""
-    tau, tt = float(c.tau), _target_transform(c)
+    tau, transform = float(c.tau), _target_transform(c)
     y_true, n_te = test.y_true, len(inp.te_paths)
     per_shape: dict[str, Any] = {"paths": list(inp.te_paths)}
     baseline = None
     if test.nn is not None:
-        baseline = um.udf_metrics(y_true, test.nn, tau)
+        baseline = metrics.udf_metrics(y_true, test.nn, tau)
         baseline["name"] = "nn_copy"
         per_shape["nn_copy"] = per_shape_stats(y_true.reshape(n_te, -1),
                                                test.nn.reshape(n_te, -1), tau)
@@ -288,13 +288,15 @@ def report(c, inp: Inputs, net: Network, test: TestPass, fallback: set[str]
         out.update(settings)
         out.update(baseline=baseline, baseline_only=True)
     else:
-        pred = um.inverse_transform_target(test.pred_t, **tt)
-        out = um.udf_metrics(y_true, pred, tau)
+        pred = metrics.inverse_transform_target(test.pred_t, **transform)
+        out = metrics.udf_metrics(y_true, pred, tau)
         per_shape["probe"] = per_shape_stats(y_true.reshape(n_te, -1), pred.reshape(n_te, -1),
                                              tau)
-        out["near@tau_report"] = um.udf_metrics_near(y_true, pred, tau, float(c.report_near_tau))
-        out["metrics_transformed"] = um.udf_metrics(
-            um.transform_target(y_true, **tt), test.pred_t, um.transform_tau(tau, **tt))
+        out["near@tau_report"] = metrics.udf_metrics_near(y_true, pred, tau,
+                                                          float(c.report_near_tau))
+        out["metrics_transformed"] = metrics.udf_metrics(
+            metrics.transform_target(y_true, **transform), test.pred_t,
+            metrics.transform_tau(tau, **transform))
         out.update(settings)
         out["baseline"] = baseline
     if fallback:

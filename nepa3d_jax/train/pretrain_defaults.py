@@ -78,6 +78,12 @@ def get_config() -> ml_collections.ConfigDict:
   d.force_missing_ray = False
   d.n_point_schedule = ""         # "epoch:n,epoch:n" (original format); empty = fixed
   d.n_ray_schedule = ""
+  # Opt-in augmentation (nepa3d_jax/train/augment.py): per sample and step, scale in
+  # [1 - aug_scale, 1 + aug_scale] (distances scaled along), shift in [-aug_shift, aug_shift]^3,
+  # aug_yaw=1: a uniform rotation about +z. All 0: the pools as cached (the original).
+  d.aug_scale = 0.0
+  d.aug_shift = 0.0
+  d.aug_yaw = 0
   d.pt_pool_pad = 0               # 0: max pool size found in the corpus
   d.ray_pool_pad = 0
   d.validate = "full"             # off | header | full: cache files checked before step 1
@@ -123,6 +129,10 @@ def get_config() -> ml_collections.ConfigDict:
   t.b1 = 0.9
   t.b2 = 0.999
   t.grad_clip = 0.0               # 0: off (the original does not clip)
+  # Opt-in: "cosine" = linear warmup over lr_warmup_steps, cosine decay to 0 at the last step
+  # (the original keeps the LR constant).
+  t.lr_schedule = "constant"      # constant | cosine
+  t.lr_warmup_steps = 0
   t.dual_mask_near = 0.0
   t.dual_mask_far = 0.0
   t.dual_mask_window = 32

@@ -34,7 +34,7 @@ import numpy as np
 
 from nepa3d_jax.data import slots
 from nepa3d_jax.data.assemble import BatchReader
-from nepa3d_jax.workers import exit_with_parent
+from nepa3d_jax.process_pool import exit_with_parent
 
 log = logging.getLogger(__name__)
 _CLOSE_ATTEMPTS = 8

@@ -27,7 +27,7 @@ def scanobjectnn() -> ml_collections.ConfigDict:
   c.max_steps_per_epoch = 0         # > 0: cap (smoke tests)
   c.lr = 1e-4
   c.lr_schedule = "constant"        # constant (the original) | cosine (to 0 at the last step)
-  c.warmup_epochs = 0               # > 0: lr rises linearly from 0 over these epochs first
+  c.lr_warmup_epochs = 0            # cosine only: lr rises linearly from 0 over these epochs
   c.weight_decay = 0.05
   c.freeze_backbone = False         # linear probe
 
