@@ -26,6 +26,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(_HERE))
+from bench.machine import header  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax import tokenizer as tok  # noqa: E402
 
@@ -140,6 +141,7 @@ def main(argv=None):
                     help="samples the original tokenizes with pre-computed orders "
                          "(a sixteenth of that with FPS on the fly)")
     args = ap.parse_args(argv)
+    print(header("tokenize"), flush=True)
 
     p = PRESETS[args.preset]
     if args.cache_root:

@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.machine import header  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.config import load_config  # noqa: E402
 from nepa3d_jax.parallel import batch_sharding, make_mesh  # noqa: E402
@@ -182,6 +183,7 @@ def main() -> None:
     ap.add_argument("--attention", default="",
                     help="comma-separated implementations (default: auto and what fits here)")
     args = ap.parse_args()
+    print(header("train_step"), flush=True)
 
     gpu = jax.default_backend() == "gpu"
     config = preset_config(args.preset)
