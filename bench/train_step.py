@@ -35,6 +35,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.machine import header  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
 from data_prep.study_corpus import STUDY_PROFILE  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.config import load_config  # noqa: E402
@@ -97,19 +98,6 @@ def synthetic_pools(batch: int, pt_pool: int, ray_pool: int, seed: int = 0) -> d
         ray_count=np.full(batch, ray_pool, np.int32),
         ray_available=np.ones(batch, bool),
         sample_id=np.arange(batch, dtype=np.int32))
-
-
-def interleaved(fns: dict, rounds: int) -> dict[str, float]:
-    """Median seconds per call of each `fn()` (which blocks until its result is ready), timed in
-    rounds that call every fn once, so a change of the machine's load (a shared VM, another
-    job) falls on every side alike instead of on whichever ran last."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
 def ours(config, pools, attention: str):
