@@ -14,18 +14,23 @@ import numpy as np
 
 
 def interleaved(fns: dict[str, Callable[[], object]], rounds: int,
-                calls: dict[str, int] | None = None) -> dict[str, float]:
+                calls: dict[str, int] | None = None, settle_s: float = 0.05) -> dict[str, float]:
     """Median seconds per call of each `fn()` (which must block until its result is ready).
 
     Each round calls every fn `calls[name]` times (default once) in turn, so a fast and a slow
-    side can share rounds of similar length.
+    side can share rounds of similar length. The order rotates from round to round and each
+    side starts after a `settle_s` pause: a side's worker threads keep spinning for a while
+    after its call returns (torch's OpenMP threads, XLA's pool) and would otherwise always slow
+    down the side that follows it (measured: +80% on a 20 ms step right after torch's).
     """
     calls = calls or {}
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(settle_s)
             for _ in range(max(1, int(calls.get(name, 1)))):
                 t = time.perf_counter()
-                fn()
+                fns[name]()
                 times[name].append(time.perf_counter() - t)
     return {name: float(np.median(ts)) for name, ts in times.items()}

@@ -229,7 +229,8 @@ def main() -> None:
         feat, type_id = jax.jit(lambda p: tokenize(spec, p, jax.random.key(0)))(pools)
         steps["original"] = original_step(args.reference_src, config, feat, type_id)
         torch_version = __import__("torch").__version__
-    print(f"  timing: median of {args.steps} rounds, each round one step of every side in turn")
+    print(f"  timing: median of {args.steps} rounds, each round one step of every side in turn "
+          "(rotating order, a pause before each side)")
     seconds = interleaved(steps, args.steps)
 
     auto_is = resolve_implementation("auto", seq_len=t, has_mask=False,
