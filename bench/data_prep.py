@@ -27,6 +27,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from bench.machine import header  # noqa: E402
 from data_prep import shapes  # noqa: E402
 from data_prep.profile import SMALL, Profile  # noqa: E402
 from data_prep.runner import shape_rng  # noqa: E402
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--n_shapes", type=int, default=None)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    print(header("data_prep"), flush=True)
     profile, n = PRESETS[args.preset]
     n = args.n_shapes or n
     with tempfile.TemporaryDirectory() as tmp:

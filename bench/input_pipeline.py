@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import ml_collections  # noqa: E402
 
+from bench.machine import header  # noqa: E402
 from data_prep import to_tfds  # noqa: E402
 from data_prep.atomic import atomic_savez  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
@@ -195,6 +196,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1,
                     help="rounds over all loader cases; each figure is the median")
     args = ap.parse_args(argv)
+    print(header("input_pipeline"), flush=True)
 
     forms = prepare(args.corpus, args.shapes, args.prep_workers)
     n = len(schema.list_cache_files(os.path.join(args.corpus, "cache"), "train"))

@@ -5,7 +5,10 @@ Two figures on the same pools: with pre-computed FPS orders (cache key `pt_fps_o
 
   python bench/tokenize.py --preset runA --reference_src ref_src [--cache_root DIR]
 
-Without --cache_root the pools are synthetic, of the preset's sizes. The last line is
+Without --cache_root the pools are synthetic, of the preset's sizes. Both sides are timed in
+interleaved rounds (one of our batches, then a share of the original's samples), and each
+figure is the median call: ours one jitted batch of --batch, the original one sample. The last
+line is
 `tokenize_onthefly_fps ours=<samples/s> original=<samples/s> ratio=<ours/original>`.
 """
 
@@ -19,13 +22,14 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import functools  # noqa: E402
 import glob  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(_HERE))
+from bench.machine import header  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax import tokenizer  # noqa: E402
 
@@ -90,7 +94,8 @@ def add_fps_orders(shapes):
         s["pt_fps_order"] = np.asarray(fps(s["pt_xyz"], k))
 
 
-def time_ours(shapes, opts, batch, precomputed, repeats):
+def ours_call(shapes, opts, batch, precomputed):
+    """One call of our jitted tokenizer on a batch (fresh keys each call); compiled here."""
     stack = {k: np.stack([s[k] for s in shapes[:batch]]) for k in shapes[0]}
     if opts["n_ray"] == 0:
         stack = {k: v for k, v in stack.items() if k not in RAY_FIELDS}
@@ -100,33 +105,33 @@ def time_ours(shapes, opts, batch, precomputed, repeats):
         stack["fps_count"] = np.full((batch,), stack["pt_fps_order"].shape[1], np.int32)
     stack["pt_count"] = np.full((batch,), stack["pt_xyz"].shape[1], np.int32)
     fn = jax.jit(functools.partial(tokenizer.build_batch, **opts))
-    keys = jax.random.split(jax.random.key(0), batch)
-    jax.block_until_ready(fn(stack, keys))  # compile
-    times = []
-    for i in range(repeats):  # median call: one batch takes milliseconds, the VM is noisy
-        keys = jax.random.split(jax.random.key(i + 1), batch)
-        t0 = time.perf_counter()
+    counter = iter(range(1 << 30))
+
+    def one():
+        keys = jax.random.split(jax.random.key(next(counter)), batch)
         jax.block_until_ready(fn(stack, keys))
-        times.append(time.perf_counter() - t0)
-    return batch / float(np.median(times))
+
+    one()  # compile
+    return one
 
 
-def time_original(reference_src, shapes, opts, precomputed, n_samples):
+def original_call(reference_src, shapes, opts, precomputed):
+    """One call of the original's `build_sequence` on the next shape (one sample)."""
     sys.path.insert(0, os.path.abspath(reference_src))
     from nepa3d.token.tokenizer import build_sequence  # the original, numpy only
 
     rng = np.random.RandomState(0)
-    times = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for i in range(n_samples):  # median sample, as for ours
-            s = shapes[i % len(shapes)]
-            rays = [s[k] if opts["n_ray"] else None for k in RAY_FIELDS]
-            t0 = time.perf_counter()
+    counter = iter(range(1 << 30))
+
+    def one():
+        s = shapes[next(counter) % len(shapes)]
+        rays = [s[k] if opts["n_ray"] else None for k in RAY_FIELDS]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             build_sequence(s["pt_xyz"], s["pt_dist"], *rays, rng=rng,
                            pt_fps_order=s["pt_fps_order"] if precomputed else None, **opts)
-            times.append(time.perf_counter() - t0)
-    return 1.0 / float(np.median(times))
+
+    return one
 
 
 def main(argv=None):
@@ -135,11 +140,14 @@ def main(argv=None):
     ap.add_argument("--reference_src", default=None, help="checkout of the original")
     ap.add_argument("--cache_root", default=None, help="npz caches of the preset's sizes")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=30, help="our batches (median is reported)")
+    ap.add_argument("--repeats", type=int, default=30,
+                    help="rounds, each one of our batches and a share of the original's "
+                         "samples, timed in turn (medians are reported)")
     ap.add_argument("--original_samples", type=int, default=256,
                     help="samples the original tokenizes with pre-computed orders "
                          "(a sixteenth of that with FPS on the fly)")
     args = ap.parse_args(argv)
+    print(header("tokenize"), flush=True)
 
     p = PRESETS[args.preset]
     if args.cache_root:
@@ -154,11 +162,17 @@ def main(argv=None):
     lines = []
     for label, precomputed in (("tokenize_precomputed_fps", True),
                                ("tokenize_onthefly_fps", False)):
-        ours = time_ours(shapes, p["opts"], args.batch, precomputed, args.repeats)
-        orig = float("nan")
+        fns = {"ours": ours_call(shapes, p["opts"], args.batch, precomputed)}
+        rounds, calls = args.repeats, {}
         if args.reference_src:
+            fns["original"] = original_call(args.reference_src, shapes, p["opts"], precomputed)
+            # one of our batches and n/rounds original samples per round (median call each)
             n = args.original_samples if precomputed else max(args.original_samples // 16, 2)
-            orig = time_original(args.reference_src, shapes, p["opts"], precomputed, n)
+            rounds = min(args.repeats, n)
+            calls["original"] = max(1, n // rounds)
+        seconds = interleaved(fns, rounds, calls)
+        ours = args.batch / seconds["ours"]
+        orig = 1.0 / seconds["original"] if "original" in seconds else float("nan")
         lines.append(f"{label} samples/s ours={ours:.1f} original={orig:.1f} "
                      f"ratio={ours / orig:.2f}")
         print(lines[-1], flush=True)

@@ -8,6 +8,10 @@ Ours is measured for each attention implementation that runs here; `auto` is the
 
   python bench/train_step.py --preset runA --reference_src ref_src [--steps 5]
 
+Presets: runA / runB / runD (the plan's runs, batch 2 on CPU), `study` (the study's `small`
+pretraining: d 96, 3 layers, 4 heads, 96 points + 32 rays as Q/A tokens, T 258, batch 16, the
+study corpus's pools) and `quick` (T 130, d 64, 2 layers, batch 4).
+
 Last line: `train_step tokens/s ours=<x> original=<y> ratio=<x/y>`; on GPU also MFU.
 """
 
@@ -25,13 +29,19 @@ import time
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.machine import header  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
+from data_prep.study_corpus import STUDY_PROFILE  # noqa: E402
 from nepa3d_jax import cli  # noqa: E402
 from nepa3d_jax.config import load_config  # noqa: E402
+from nepa3d_jax.model.attention import resolve_implementation  # noqa: E402
 from nepa3d_jax.parallel import batch_sharding, make_mesh  # noqa: E402
+from nepa3d_jax.study.presets import PRESETS as STUDY_PRESETS  # noqa: E402
 from nepa3d_jax.tokenizer import sequence_length  # noqa: E402
 from nepa3d_jax.train.optimizer import make_optimizer  # noqa: E402
 from nepa3d_jax.train.schedule import Sizes  # noqa: E402
@@ -39,9 +49,16 @@ from nepa3d_jax.train.state import build_model, create_state, init_fn  # noqa: E
 from nepa3d_jax.train.step import StepSpec, jit_train_step, make_train_step, tokenize  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The study's scale (`python -m nepa3d_jax.study --preset small`): its model and token counts,
+# its batch and its corpus's pool sizes, read from their owners.
+_STUDY = STUDY_PRESETS["small"]["pretrain"]
 PRESETS = {  # config file, overrides, batch (cpu, gpu), pools (pt, ray)
     "quick": ("configs/runA.py", dict(n_point=32, n_ray=32, d_model=64, layers=2, heads=4),
               (4, 16), (2000, 800)),
+    "study": ("configs/base.py",
+              {k: v for k, v in _STUDY.items() if k.startswith(("model.", "data.n_"))},
+              (int(_STUDY["train.batch_per_device"]),) * 2,
+              (STUDY_PROFILE.pt_pool, STUDY_PROFILE.ray_pool)),
     "runA": ("configs/runA.py", {}, (2, 16), (20000, 8000)),
     "runB": ("configs/runB.py", {}, (2, 16), (20000, 8000)),
     "runD": ("configs/runD.py", {}, (2, 16), (20000, 8000)),
@@ -54,7 +71,11 @@ def preset_config(name: str):
     path, over, _, _ = PRESETS[name]
     c = load_config(os.path.join(REPO, path))
     for k, v in over.items():
-        (c.model if k in ("d_model", "layers", "heads") else c.data)[k] = v
+        if "." in k:  # "section.field"
+            section, field = k.split(".", 1)
+            c[section][field] = v
+        else:
+            (c.model if k in ("d_model", "layers", "heads") else c.data)[k] = v
     c.data.max_len = -1
     return c
 
@@ -79,18 +100,8 @@ def synthetic_pools(batch: int, pt_pool: int, ray_pool: int, seed: int = 0) -> d
         sample_id=np.arange(batch, dtype=np.int32))
 
 
-def time_calls(fn, n: int) -> float:
-    """Median seconds per call of `fn()` (which blocks until its result is ready)."""
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def ours(config, pools, steps: int, attention: str) -> tuple[float, float, int]:
-    """(seconds per step, compile seconds, parameter count) of our jitted step."""
+def ours(config, pools, attention: str):
+    """(one step, compile seconds, parameter count) of our jitted step; compiled and run once."""
     config.model.attention = attention
     mesh = make_mesh(config, jax.local_devices())
     sizes = Sizes(int(config.data.n_point), int(config.data.n_ray), 0)
@@ -110,10 +121,11 @@ def ours(config, pools, steps: int, attention: str) -> tuple[float, float, int]:
     one()
     compile_s = time.perf_counter() - t
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(holder["state"].params))
-    return time_calls(one, steps), compile_s, n_params
+    return one, compile_s, n_params
 
 
-def original_step_time(reference_src, config, feat, type_id, steps: int) -> float:
+def original_step(reference_src, config, feat, type_id):
+    """One step of the original (model, nepa_loss, backward, AdamW); run once (warm-up)."""
     sys.path.insert(0, os.path.abspath(reference_src))
     import torch
 
@@ -141,7 +153,7 @@ def original_step_time(reference_src, config, feat, type_id, steps: int) -> floa
             torch.cuda.synchronize()
 
     one()  # warm-up (allocator, kernels)
-    return time_calls(one, steps)
+    return one
 
 
 def attention_choices(requested: str, batch: int, heads: int, t: int, layers: int) -> list[str]:
@@ -177,11 +189,13 @@ def main() -> None:
     ap = cli.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     ap.add_argument("--reference_src", default="")
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=5,
+                    help="timed rounds (each: one step of every side)")
     ap.add_argument("--batch", type=int, default=0, help="0: the preset's (2 on CPU, 16 on GPU)")
     ap.add_argument("--attention", default="",
                     help="comma-separated implementations (default: auto and what fits here)")
     args = ap.parse_args()
+    print(header("train_step"), flush=True)
 
     gpu = jax.default_backend() == "gpu"
     config = preset_config(args.preset)
@@ -196,19 +210,38 @@ def main() -> None:
           f"batch={batch} T={t} d={config.model.d_model} layers={config.model.layers} "
           f"heads={config.model.heads}")
 
-    results = {}
+    steps = {}  # name -> one step, every side compiled / warmed up before any timing
+    compile_s, n_params = {}, 0
     for attention in attention_choices(args.attention, batch, int(config.model.heads), t,
                                        int(config.model.layers)):
         try:
-            sec, compile_s, n_params = ours(config.copy_and_resolve_references(), pools,
-                                            args.steps, attention)
+            one, compile_s[attention], n_params = ours(config.copy_and_resolve_references(),
+                                                       pools, attention)
         except Exception as err:  # an implementation not available on this backend
             print(f"  ours attention={attention}: unavailable ({type(err).__name__}: "
                   f"{str(err).splitlines()[0][:120]})")
             continue
-        results[attention] = sec
+        steps[attention] = one
+    torch_version = ""
+    if args.reference_src:
+        spec = StepSpec.from_config(config, Sizes(int(config.data.n_point),
+                                                  int(config.data.n_ray), 0), 1)
+        feat, type_id = jax.jit(lambda p: tokenize(spec, p, jax.random.key(0)))(pools)
+        steps["original"] = original_step(args.reference_src, config, feat, type_id)
+        torch_version = __import__("torch").__version__
+    print(f"  timing: median of {args.steps} rounds, each round one step of every side in turn "
+          "(rotating order, a pause before each side)")
+    seconds = interleaved(steps, args.steps)
+
+    auto_is = resolve_implementation("auto", seq_len=t, has_mask=False,
+                                     dtype=jnp.bfloat16 if gpu else jnp.float32)
+    for attention, sec in seconds.items():
+        if attention == "original":
+            continue
         line = (f"  ours attention={attention}: {sec * 1e3:.1f} ms/step, {tokens / sec:.0f} "
-                f"tokens/s (compile {compile_s:.1f} s)")
+                f"tokens/s (compile {compile_s[attention]:.1f} s)")
+        if attention == "auto":
+            line += f" [auto = {auto_is} at T={t}]"
         if gpu:
             kind = jax.devices()[0].device_kind
             peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in kind), None)
@@ -217,16 +250,15 @@ def main() -> None:
                                        int(config.model.d_model), batch, t)
                 line += f", MFU {flops / sec / peak:.1%}"
         print(line)
-    ours_tps = tokens / results["auto"] if "auto" in results else float("nan")
-
+    if "auto" in seconds and auto_is in seconds:  # the same program twice: the noise floor
+        print(f"  noise: auto and {auto_is} run the same program; they differ by "
+              f"{abs(seconds['auto'] / seconds[auto_is] - 1):.1%} in this run")
+    ours_tps = tokens / seconds["auto"] if "auto" in seconds else float("nan")
     original_tps = float("nan")
-    if args.reference_src:
-        spec = StepSpec.from_config(config, Sizes(int(config.data.n_point),
-                                                  int(config.data.n_ray), 0), 1)
-        feat, type_id = jax.jit(lambda p: tokenize(spec, p, jax.random.key(0)))(pools)
-        sec = original_step_time(args.reference_src, config, feat, type_id, args.steps)
+    if "original" in seconds:
+        sec = seconds["original"]
         original_tps = tokens / sec
-        print(f"  original (torch {__import__('torch').__version__}): {sec * 1e3:.1f} ms/step, "
+        print(f"  original (torch {torch_version}): {sec * 1e3:.1f} ms/step, "
               f"{original_tps:.0f} tokens/s")
     ratio = ours_tps / original_tps if original_tps == original_tps else float("nan")
     print(f"train_step tokens/s ours={ours_tps:.1f} original={original_tps:.1f} ratio={ratio:.3f}")

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from absl import app
+from absl import flags as absl_flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
@@ -27,12 +28,18 @@ Runs the job a config file names (pretrain, cpac_udf, finetune_cls, eval_bundle)
                          the evaluations)
   --config.a.b=VALUE     override one field (snake_case or kebab-case), e.g.
                          --config.train.num_steps=20 --config.workdir=runs/try
+  --compilation_cache=DIR  JAX's persistent compilation cache folder, or `off` (default:
+                         $NEPA3D_COMPILATION_CACHE, else ~/.cache/nepa3d_jax/jax): a second
+                         run of the same shapes loads its compiled programs instead
 Check a config first, without running anything: nepa3d-config --config FILE
 Compare configs: nepa3d-config diff configs/runA.py configs/runC.py
 absl's own flags: --helpfull"""
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "ml-collections config file (configs/runA.py, ...)", lock_config=False)
+_COMPILATION_CACHE = absl_flags.DEFINE_string(
+    "compilation_cache", "", "JAX's persistent compilation cache folder, or `off` (default: "
+    "$NEPA3D_COMPILATION_CACHE, else the per-user cache folder); see nepa3d_jax.compile_cache")
 
 
 def _config_source(argv: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -69,13 +76,16 @@ def main(argv: Sequence[str]) -> int:
     # Our progress at INFO; library chatter (Orbax logs every save at INFO) at WARNING.
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("nepa3d_jax").setLevel(logging.INFO)
+    from nepa3d_jax import compile_cache
     from nepa3d_jax.parallel import initialize
 
+    cache = compile_cache.enable(_COMPILATION_CACHE.value)  # before the first compilation
     info = initialize()  # before anything touches a device
     path, overrides = _config_source(sys.argv[1:])
     config = loaded_config(_CONFIG.value, overrides)
-    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s", config.job, path, overrides,
-                 info)
+    logging.getLogger("nepa3d_jax").info("job=%s config=%s overrides=%s process=%s "
+                                         "compilation_cache=%s", config.job, path, overrides,
+                                         info, cache or "off")
     try:
         result = run_job(config, path, overrides)
     except ValueError as err:  # config / cache problems: the message names the field or file

@@ -18,8 +18,12 @@ import jax.numpy as jnp
 from nepa3d_jax.model.blockwise import blockwise_attention
 
 IMPLEMENTATIONS = ("auto", "xla", "cudnn", "blockwise")
-# Below this length the plain XLA graph is small and compiles faster than the block loop.
-BLOCKWISE_MIN_LEN = 1024
+# From this length on the block loop is faster than the plain XLA graph on CPU, forward and
+# backward: attention alone (4 heads of 24), blockwise over xla at T 130 / 258 / 514 was
+# 1.3-2.6x / 1.5-3.2x / 1.3-7.2x for batches 1-16 on a 2-core AVX-512 EPYC, and the study-scale
+# train step (T 258, batch 16) 1.45x; bidirectional 0.98-2.8x; at T 130 on an AVX2 EPYC the
+# whole step was 1.27x (docs/performance.md). At T 66 neither wins (0.82-1.20x): xla there.
+BLOCKWISE_MIN_LEN = 128
 
 
 def check_implementation(name: str) -> str:

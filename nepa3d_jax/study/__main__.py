@@ -34,20 +34,14 @@ def _parser() -> argparse.ArgumentParser:
                       "(stages: pretrain, probe, cpac; VALUE is read as Python/JSON)")
     ap.add_argument("--headline", default="", help="recipe of the last line (default: the first)")
     ap.add_argument("--workers", type=int, default=2, help="corpus build processes")
+    ap.add_argument("--compilation-cache", default="",
+                    help="JAX's persistent compilation cache folder, or off (default: "
+                         "$NEPA3D_COMPILATION_CACHE, else ~/.cache/nepa3d_jax/jax)")
     return ap
 
 
-def enable_compilation_cache(folder: str) -> None:
-    """JAX's persistent compilation cache: the random-init arm, the next seed and a rerun reuse
-    the compiled programs of the same shapes instead of compiling again."""
-    import jax
-    os.makedirs(folder, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-
 def run(args: argparse.Namespace) -> dict:
-    from nepa3d_jax import atomic_io
+    from nepa3d_jax import atomic_io, compile_cache
     from nepa3d_jax.study import arms as study_arms
     from nepa3d_jax.study import corpus as study_corpus
     from nepa3d_jax.study import plots, presets, recipes, report
@@ -66,8 +60,10 @@ def run(args: argparse.Namespace) -> dict:
     out = args.out or os.path.join("results", "study", args.preset)
     corpus_dir = args.corpus or os.path.join("data", f"study_{preset['corpus']}")
     t0 = time.time()
-    enable_compilation_cache(os.path.join(out, ".jax_cache"))
-    print(f"[study] preset {args.preset}: recipes {names}, seeds {seeds}, out {out}", flush=True)
+    # The random-init arm, the next seed and a rerun reuse the compiled programs of the same shapes.
+    cache = compile_cache.enable(args.compilation_cache)
+    print(f"[study] preset {args.preset}: recipes {names}, seeds {seeds}, out {out}, "
+          f"compilation cache {cache or 'off'}", flush=True)
     corpus = study_corpus.ensure(corpus_dir, preset["corpus"], workers=args.workers)
     programs = Programs()
     arms = []

@@ -200,6 +200,12 @@ class Trainer:
             log.info("pretraining: steps %d-%d in %s; compiling the first step (no ETA until "
                      "it has run)", start + 1, total, self.workdir)
         bar = None  # made after the first step: its ETA must not count the compilation
+        # Throughput (tokens_per_s, steps_per_s) likewise counts only steps of programs already
+        # compiled: a step that ran a program for the first time (step 1, or a schedule's new
+        # sizes) is timed alone, as `first_step_s` (compilation included), and the window
+        # restarts after it.
+        compiled: set[int] = set()
+        first_step_s: float | None = None  # until the row that logs it
         t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
         collapse_state: dict[str, Any] | None = None
         history = metrics_log.history() if start > 0 else []
@@ -217,8 +223,16 @@ class Trainer:
                 step += 1
                 steps_since += 1
                 tokens_since += seq_len * int(self.derived.global_batch)
-                if bar is None:
+                if id(fn) not in compiled:
+                    compiled.add(id(fn))
                     jax.block_until_ready(metrics)
+                    now = time.perf_counter()
+                    if not compiled - {id(fn)}:  # the run's first step
+                        first_step_s = now - t_mark
+                        log.info("pretraining: step %d (compilation included) took %.1f s",
+                                 step, first_step_s)
+                    t_mark, steps_since, tokens_since = now, 0, 0
+                if bar is None:
                     bar = tqdm(total=total, initial=step, disable=not primary, desc="pretrain",
                                dynamic_ncols=True)
                 else:
@@ -230,15 +244,21 @@ class Trainer:
                     if not values.pop("diagnostics", 1.0):  # a last step off the log grid
                         values = {k: v for k, v in values.items()
                                   if k not in collapse.DIAGNOSTIC_KEYS}
-                    elapsed = max(time.perf_counter() - t_mark, 1e-9)
-                    values.update(lr=lr_at(self.config.train, self.derived.lr, self.total_steps, step - 1),
-                                  tokens_per_s=tokens_since / elapsed,
-                                  steps_per_s=steps_since / elapsed, epoch=epoch)
+                    values.update(lr=lr_at(self.config.train, self.derived.lr, self.total_steps,
+                                             step - 1), epoch=epoch)
+                    if steps_since:  # not when the window holds only a compiling step
+                        elapsed = max(time.perf_counter() - t_mark, 1e-9)
+                        values.update(tokens_per_s=tokens_since / elapsed,
+                                      steps_per_s=steps_since / elapsed)
+                    if first_step_s is not None:
+                        values["first_step_s"], first_step_s = first_step_s, None
                     metrics_log.write(step, values)
                     collapse_state = self._check_collapse(step, values, collapse_state)
                     losses.append((step, values["loss"]))
-                    bar.set_postfix(loss=f"{values['loss']:.4f}",
-                                    tok_s=f"{values['tokens_per_s']:.0f}")
+                    postfix = {"loss": f"{values['loss']:.4f}"}
+                    if "tokens_per_s" in values:
+                        postfix["tok_s"] = f"{values['tokens_per_s']:.0f}"
+                    bar.set_postfix(**postfix)
                     t_mark, steps_since, tokens_since = time.perf_counter(), 0, 0
                     self._check(step, values, "logging", log_every)
                     if self.lock is not None:
