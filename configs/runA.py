@@ -11,7 +11,7 @@ from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = pretrain_defaults.get_config()
-  c.workdir = "runs/pretrain_abcd_1024_runA"
-  c.seed = 100
-  return c
+    c = pretrain_defaults.get_config()
+    c.workdir = "runs/pretrain_abcd_1024_runA"
+    c.seed = 100
+    return c

@@ -11,14 +11,14 @@ from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = pretrain_defaults.get_config()
-  c.workdir = "runs/pretrain_abcd_1024_runB"
-  c.seed = 101
-  c.data.mix = pretrain_defaults.mix_scan_pointcloud()
-  c.data.n_ray = 0
-  c.data.qa_tokens = 0
-  c.data.max_len = 2500
-  c.data.pt_xyz_key = "pc_xyz"
-  c.data.ablate_point_dist = 1
-  c.data.point_order_mode = "morton"
-  return c
+    c = pretrain_defaults.get_config()
+    c.workdir = "runs/pretrain_abcd_1024_runB"
+    c.seed = 101
+    c.data.mix = pretrain_defaults.mix_scan_pointcloud()
+    c.data.n_ray = 0
+    c.data.qa_tokens = 0
+    c.data.max_len = 2500
+    c.data.pt_xyz_key = "pc_xyz"
+    c.data.ablate_point_dist = 1
+    c.data.point_order_mode = "morton"
+    return c

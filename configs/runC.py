@@ -11,8 +11,8 @@ from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = pretrain_defaults.get_config()  # Run A is the base config plus its workdir and seed
-  c.workdir = "runs/pretrain_abcd_1024_runC"
-  c.seed = 102
-  c.data.point_order_mode = "morton"
-  return c
+    c = pretrain_defaults.get_config()  # Run A is the base config plus its workdir and seed
+    c.workdir = "runs/pretrain_abcd_1024_runC"
+    c.seed = 102
+    c.data.point_order_mode = "morton"
+    return c

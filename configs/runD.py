@@ -11,9 +11,9 @@ from nepa3d_jax.train import pretrain_defaults
 
 
 def get_config():
-  c = pretrain_defaults.get_config()  # Run A is the base config plus its workdir and seed
-  c.workdir = "runs/pretrain_abcd_1024_runD"
-  c.seed = 103
-  c.data.n_ray = 0
-  c.data.max_len = 2500
-  return c
+    c = pretrain_defaults.get_config()  # Run A is the base config plus its workdir and seed
+    c.workdir = "runs/pretrain_abcd_1024_runD"
+    c.seed = 103
+    c.data.n_ray = 0
+    c.data.max_len = 2500
+    return c

@@ -16,17 +16,17 @@ REFERENCE = pathlib.Path(
 
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
-  """`../shared/reference` beside the checkout; tests that need it skip (saying why) elsewhere."""
-  if not (REFERENCE / "README.md").exists():
-    pytest.skip(f"golden reference folder not found at {REFERENCE} (it sits beside the checkout "
-                "in development and CI; set NEPA3D_REFERENCE to point elsewhere)")
-  return REFERENCE
+    """`../shared/reference` beside the checkout; tests that need it skip (saying why) elsewhere."""
+    if not (REFERENCE / "README.md").exists():
+        pytest.skip(f"golden reference folder not found at {REFERENCE} (it sits beside the checkout "
+                    "in development and CI; set NEPA3D_REFERENCE to point elsewhere)")
+    return REFERENCE
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _compilation_cache(tmp_path_factory):
-  """Subprocesses (`nepa3d-jax`, the study) share one persistent compilation cache per test
-  session (per xdist worker), in pytest's temporary folder instead of the user's ~/.cache."""
-  if "NEPA3D_COMPILATION_CACHE" not in os.environ:
-    os.environ["NEPA3D_COMPILATION_CACHE"] = str(tmp_path_factory.mktemp("jax_cache"))
-  yield
+    """Subprocesses (`nepa3d-jax`, the study) share one persistent compilation cache per test
+    session (per xdist worker), in pytest's temporary folder instead of the user's ~/.cache."""
+    if "NEPA3D_COMPILATION_CACHE" not in os.environ:
+        os.environ["NEPA3D_COMPILATION_CACHE"] = str(tmp_path_factory.mktemp("jax_cache"))
+    yield

@@ -10,17 +10,17 @@ from nepa3d_jax import jobs
 
 
 def get_config() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.job = "eval_bundle"
-  c.ckpt = ""                  # our run directory or an original last.pt (required)
-  c.run_tag = ""               # "" = the run directory's name
-  c.results_root = "results"
-  # Evaluation seeds for every step ("0,1,2"; "" = each step's own `seeds`): CPAC draws,
-  # fine-tune seeds (docs/evaluation.md).
-  c.seeds = ""
-  # run_scan, run_modelnet, run_cpac: True (an optional step such as modelnet is still
-  # skipped, logged, when its cache_root is absent); scan, modelnet, cpac: their defaults.
-  for job, output in jobs.outputs():
-    c[f"run_{output.step}"] = True
-    c[output.step] = jobs.output_defaults(job, output)
-  return c
+    c = ml_collections.ConfigDict()
+    c.job = "eval_bundle"
+    c.ckpt = ""                  # our run directory or an original last.pt (required)
+    c.run_tag = ""               # "" = the run directory's name
+    c.results_root = "results"
+    # Evaluation seeds for every step ("0,1,2"; "" = each step's own `seeds`): CPAC draws,
+    # fine-tune seeds (docs/evaluation.md).
+    c.seeds = ""
+    # run_scan, run_modelnet, run_cpac: True (an optional step such as modelnet is still
+    # skipped, logged, when its cache_root is absent); scan, modelnet, cpac: their defaults.
+    for job, output in jobs.outputs():
+        c[f"run_{output.step}"] = True
+        c[output.step] = jobs.output_defaults(job, output)
+    return c
