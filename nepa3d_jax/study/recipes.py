@@ -36,6 +36,11 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
                                     "train.lr_schedule": "cosine", "train.lr_warmup_steps": 100,
                                     "data.aug_scale": 0.2, "data.aug_shift": 0.1,
                                     "data.aug_yaw": 1}},
+    # `answer` + the augmentation alone (the constant LR of the original): separates the two.
+    "answer_aug": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
+                                "model.nepa_target": "content_std",
+                                "train.answer_loss_weight": 1.0,
+                                "data.aug_scale": 0.2, "data.aug_shift": 0.1, "data.aug_yaw": 1}},
     # `answer` scored with CPAC's opt-in query isolation (queries do not see each other's fake
     # zero answers); the pretraining is the same as `answer`'s.
     "answer_iso": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
