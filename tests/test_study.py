@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +160,39 @@ def test_preset_finetune_stages_pass_the_jobs_start_up_checks(tmp_path):
     with pytest.raises(ValueError, match="config.lr_warmup_epochs="):
         jobs.check(arms.finetune_config(bad, "original", corpus, str(tmp_path), 5,
                                         str(tmp_path / "f.json")))
+
+
+def test_every_recipe_gives_a_valid_pretraining_config(tmp_path):
+    """Each recipe (the A/B/C/D variants of the recommended one included) passes the
+    pretraining job's start-up validation at the `small` preset's sizes."""
+    from nepa3d_jax.config import validate
+    from nepa3d_jax.study import arms
+    from nepa3d_jax.study.corpus import Corpus
+
+    corpus = Corpus(*(str(tmp_path),) * 8, classes=("a", "b"))
+    preset = presets.get("small")
+    for name in recipes.RECIPES:
+        validate(arms.pretrain_config(preset, name, 0, corpus, str(tmp_path / name)))
+
+
+def test_the_recommended_recipe_is_run_by_small_and_configs_recipe(tmp_path):
+    """`small` runs the original beside the recommended recipe, the last line speaks for the
+    recommended one, and configs/recipe.py carries exactly its pretraining fields."""
+    from nepa3d_jax.config import load_config
+    from nepa3d_jax.config.validation import get_path
+    from nepa3d_jax.study import __main__ as study_main
+
+    assert presets.get("small")["recipes"] == ["original", recipes.RECOMMENDED]
+    fields = recipes.pretrain_fields(recipes.RECOMMENDED)
+    assert fields["train.lr_schedule"] == "cosine" and fields["data.aug_yaw"] == 1
+    config = load_config(str(Path(__file__).parents[1] / "configs" / "recipe.py"))
+    assert {k: get_path(config, k) for k in fields} == fields
+    base = load_config(str(Path(__file__).parents[1] / "configs" / "base.py"))
+    assert all(get_path(base, k) != v for k, v in fields.items())  # every field is a change
+    args = study_main._parser().parse_args(["--preset", "small"])
+    assert study_main.headline_recipe(args, ["original", recipes.RECOMMENDED]) \
+        == recipes.RECOMMENDED
+    assert study_main.headline_recipe(args, ["original", "answer"]) == "original"
+    args = study_main._parser().parse_args(["--headline", "answer"])
+    with pytest.raises(ValueError, match="--headline 'answer' is not among"):
+        study_main.headline_recipe(args, ["original"])

@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     cli.add_list(ap, "--set", default=(),
                  help="preset overrides STAGE:FIELD=VALUE, e.g. pretrain:train.num_steps=500 "
                       "(stages: pretrain, probe, cpac; VALUE is read as Python/JSON)")
-    ap.add_argument("--headline", default="", help="recipe of the last line (default: the first)")
+    ap.add_argument("--headline", default="",
+                    help="recipe of the last line (default: the recommended one when it runs, "
+                         "else the first)")
     ap.add_argument("--workers", type=int, default=2, help="corpus build processes")
     ap.add_argument("--compilation-cache", default="",
                     help="JAX's persistent compilation cache folder, or off (default: "
@@ -54,9 +56,7 @@ def run(args: argparse.Namespace) -> dict:
     names = list(args.recipes or preset["recipes"])
     for name in names:
         recipes.get(name)
-    headline = args.headline or names[0]
-    if headline not in names:
-        raise ValueError(f"--headline {headline!r} is not among --recipes {names}")
+    headline = headline_recipe(args, names)
     out = args.out or os.path.join("results", "study", args.preset)
     corpus_dir = args.corpus or os.path.join("data", f"study_{preset['corpus']}")
     t0 = time.time()
@@ -83,20 +83,35 @@ def run(args: argparse.Namespace) -> dict:
     said = report.verdicts(summary, steps)
     md = report.markdown(summary, shots, args.preset, descriptions, hand, said)
     pictures = plots.all_plots(summary, arms, shots, out, hand)
-    line = report.value_line(summary, headline)
+    lines = {name: report.value_line(summary, name) for name in names}
+    line = lines[headline]
     result = dict(preset=args.preset, recipes=names, seeds=seeds, corpus=corpus.to_json(),
                   summary=summary, handcrafted_baseline=hand, verdicts=said,
                   pictures=pictures,
                   cpac_sheets={a["recipe"]: a["cpac_sheet"] for a in arms if a["cpac_sheet"]},
-                  value_line=line, seconds=round(time.time() - t0, 1))
+                  value_line=line, value_lines=lines, seconds=round(time.time() - t0, 1))
     atomic_io.write_json_atomic(os.path.join(out, "study.json"), result)
     atomic_io.write_text_atomic(os.path.join(out, "study.md"), md)
     print(md)
     print(f"[study] wrote {out}/study.json, study.md and "
           f"{', '.join(os.path.basename(p) for p in pictures.values())} in "
           f"{result['seconds'] / 60:.1f} min", flush=True)
+    for name in names:  # one line per recipe, the headline recipe's last
+        if name != headline:
+            print(lines[name], flush=True)
     print(line, flush=True)
     return result
+
+
+def headline_recipe(args: argparse.Namespace, names: list[str]) -> str:
+    """The recipe the last line speaks for: `--headline`, else the recommended recipe when it
+    runs, else the first one."""
+    from nepa3d_jax.study import recipes
+    headline = args.headline or (recipes.RECOMMENDED if recipes.RECOMMENDED in names
+                                 else names[0])
+    if headline not in names:
+        raise ValueError(f"--headline {headline!r} is not among --recipes {names}")
+    return headline
 
 
 def main(argv: list[str] | None = None) -> int:

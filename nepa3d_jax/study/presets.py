@@ -1,7 +1,8 @@
 """Study presets: corpus scale, model, training length, seeds, recipes and evaluation sizes.
 
   tiny   the plumbing, in the test suite (seconds of training, 2 seeds)
-  small  the measured one: one recipe x 3 seeds on 2 CPU cores in under an hour
+  small  the measured one: the original and the recommended recipe x 3 seeds on 2 CPU cores
+         (about 25-40 minutes per recipe; `--recipes original` for one)
   full   every recipe x 5 seeds
   abcd   the A/B/C/D differences at study scale, 3 seeds each
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 import ast
 import copy
 from typing import Any
+
+from nepa3d_jax.study.recipes import RECOMMENDED
 
 _SMALL_PRETRAIN = {
     "model.d_model": 64, "model.layers": 3, "model.heads": 4,
@@ -36,7 +39,7 @@ PRESETS: dict[str, dict[str, Any]] = {
               "head_train_max_shapes": 6, "render_shapes": 2, "mesh_grid_res": 12,
               "mesh_chunk_n_query": 8}),
     "small": dict(
-        corpus="small", seeds=[0, 1, 2], recipes=["original"],
+        corpus="small", seeds=[0, 1, 2], recipes=["original", RECOMMENDED],
         pretrain=_SMALL_PRETRAIN,
         probe={"shots": "1,5,10", "episodes": 5, "batch": 64},
         # every shape: CPAC's max_shapes keeps the first N in name order, i.e. whole classes
@@ -51,10 +54,15 @@ _FINETUNE = {"shots": "1,5,10", "epochs": 40, "batch": 32, "lr": 5e-4, "val_rati
              "mc_eval_k_test": 1, "n_point": -1, "cls_pooling": "mean_max", "head_norm": 1,
              "lr_schedule": "cosine", "lr_warmup_epochs": 4}
 PRESETS["full"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2, 3, 4],
-                       recipes=["original", "readout", "content_std", "answer"],
+                       recipes=["original", "readout", "content_std", "answer", "answer_cos",
+                                "answer_aug", RECOMMENDED],
                        finetune=dict(_FINETUNE))
 PRESETS["abcd"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2],
                        recipes=["original", "abcd_B", "abcd_C", "abcd_D"])
+# The A/B/C/D differences on top of the recommended recipe (issue 25: do the conclusions change?).
+PRESETS["abcd_recommended"] = dict(copy.deepcopy(PRESETS["small"]), seeds=[0, 1, 2],
+                                   recipes=[RECOMMENDED, f"{RECOMMENDED}_B",
+                                            f"{RECOMMENDED}_C", f"{RECOMMENDED}_D"])
 
 
 def get(name: str) -> dict[str, Any]:
