@@ -51,10 +51,11 @@ def get_config() -> ml_collections.ConfigDict:
     t.checkpoint_every_steps = 100
     t.eval_after = "cpac_udf"
 
-    # Fields of the CPAC-UDF evaluator (configs/cpac_udf.py) that differ for the demo.
+    # Fields of the CPAC-UDF evaluator (configs/cpac_udf.py) that differ for the demo
+    # (`render_png` is inside the workdir: runs/demo/cpac_sheet.png).
     c.eval = ml_collections.ConfigDict()
     c.eval.cpac_udf = ml_collections.ConfigDict(dict(
         cache_root=f"{DATA}/unpaired", n_context=64, n_query=64, max_shapes=0,
-        seeds="0,1", random_init_baseline=1, render_png="runs/demo/cpac_sheet.png",
+        seeds="0,1", random_init_baseline=1, render_png="cpac_sheet.png",
         render_shapes=3, mesh_grid_res=24, mesh_chunk_n_query=64))
     return c

@@ -89,3 +89,18 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
     assert verdict["basis"] == "h" and math.isfinite(verdict["h_std"])
     assert 0.5 < verdict["target_typepos_share"] < 1.0
     assert (tmp_path / "runs" / "demo" / "metrics" / "loss_curve.png").stat().st_size > 1000
+
+
+def test_the_demo_sheet_follows_the_workdir():
+    """A relative `render_png` lands in the run's own folder: `--config.workdir=runs/other`
+    writes its CPAC sheet there, never into runs/demo."""
+    from nepa3d_jax.train import evaluate
+
+    for workdir in ("runs/demo", "runs/other"):
+        config = load_config(str(REPO / "configs" / "demo.py"), [f"workdir={workdir}"])
+        sub = evaluate.evaluator_config(config, "cpac_udf")
+        assert sub.render_png == f"{workdir}/cpac_sheet.png"
+        assert sub.out_json == f"{workdir}/cpac_udf.json"
+    config = load_config(str(REPO / "configs" / "demo.py"),
+                         ["eval.cpac_udf.render_png=/abs/sheet.png"])
+    assert evaluate.evaluator_config(config, "cpac_udf").render_png == "/abs/sheet.png"

@@ -2,7 +2,8 @@
 
 The evaluator's config is its registered defaults (`nepa3d_jax.jobs`) updated with the
 pretraining config's `eval.<name>` block when present, with `ckpt` set to this run's workdir
-and `out_json` inside it. Results of the run (and of the evaluator) land in
+and `out_json` inside it; a relative `render_png` (the CPAC sheet) is taken inside the workdir
+too, so `--config.workdir=runs/other` never writes into another run's folder. Results of the run (and of the evaluator) land in
 `<workdir>/results.json`.
 """
 
@@ -31,6 +32,8 @@ def evaluator_config(config: ml_collections.ConfigDict, name: str) -> ml_collect
     sub.job = name
     sub.ckpt = str(config.workdir)
     sub.out_json = os.path.join(str(config.workdir), f"{name}.json")
+    if "render_png" in sub and sub.render_png and not os.path.isabs(sub.render_png):
+        sub.render_png = os.path.join(str(config.workdir), sub.render_png)
     return sub
 
 
