@@ -15,42 +15,32 @@ from typing import Any
 # so far whose probes and CPAC beat its own random init with every 95% interval above 0.
 RECOMMENDED = "answer_cos_aug"
 
+# The building blocks, each stated once.
+_READOUT = {"model.final_norm": True, "model.type_emb_std": 0.02}
+_CONTENT_STD = {**_READOUT, "model.nepa_target": "content_std"}
+_ANSWER = {**_CONTENT_STD, "train.answer_loss_weight": 1.0}
+_COSINE = {"train.lr_schedule": "cosine", "train.lr_warmup_steps": 100}
+_AUGMENT = {"data.aug_scale": 0.2, "data.aug_shift": 0.1, "data.aug_yaw": 1}
+
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "original": {},
     # Readout fixes only: a LayerNorm after the encoder and a type table that does not swamp
     # pooled features. They change what fine-tuning/probes can read, not the objective.
-    "readout": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02}},
+    "readout": {"pretrain": _READOUT},
     # A target with variance: the content part standardised over the batch's targets.
-    "content_std": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                                 "model.nepa_target": "content_std"}},
+    "content_std": {"pretrain": _CONTENT_STD},
     # + regression of the raw answer slots (distance, hit, depth, normal) from h.
-    "answer": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                            "model.nepa_target": "content_std",
-                            "train.answer_loss_weight": 1.0}},
+    "answer": {"pretrain": _ANSWER},
     # + a warmup and cosine-decayed LR (the original's is constant): the final weights are not
     # one noisy iterate of a constant-LR walk.
-    "answer_cos": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                                "model.nepa_target": "content_std",
-                                "train.answer_loss_weight": 1.0,
-                                "train.lr_schedule": "cosine", "train.lr_warmup_steps": 100}},
+    "answer_cos": {"pretrain": {**_ANSWER, **_COSINE}},
     # + pretraining augmentation: a random scale, shift and yaw per sample and step.
-    "answer_cos_aug": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                                    "model.nepa_target": "content_std",
-                                    "train.answer_loss_weight": 1.0,
-                                    "train.lr_schedule": "cosine", "train.lr_warmup_steps": 100,
-                                    "data.aug_scale": 0.2, "data.aug_shift": 0.1,
-                                    "data.aug_yaw": 1}},
+    "answer_cos_aug": {"pretrain": {**_ANSWER, **_COSINE, **_AUGMENT}},
     # `answer` + the augmentation alone (the constant LR of the original): separates the two.
-    "answer_aug": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                                "model.nepa_target": "content_std",
-                                "train.answer_loss_weight": 1.0,
-                                "data.aug_scale": 0.2, "data.aug_shift": 0.1, "data.aug_yaw": 1}},
+    "answer_aug": {"pretrain": {**_ANSWER, **_AUGMENT}},
     # `answer` scored with CPAC's opt-in query isolation (queries do not see each other's fake
     # zero answers); the pretraining is the same as `answer`'s.
-    "answer_iso": {"pretrain": {"model.final_norm": True, "model.type_emb_std": 0.02,
-                                "model.nepa_target": "content_std",
-                                "train.answer_loss_weight": 1.0},
-                   "cpac": {"query_isolation": 1}},
+    "answer_iso": {"pretrain": _ANSWER, "cpac": {"query_isolation": 1}},
     "abcd_C": {"pretrain": {"data.point_order_mode": "morton"}},
     "abcd_D": {"pretrain": {"data.n_ray": 0}},
     "abcd_B": {"pretrain": {"data.n_ray": 0, "data.qa_tokens": 0, "data.pt_xyz_key": "pc_xyz",
