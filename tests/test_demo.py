@@ -91,7 +91,7 @@ def test_demo_runs_end_to_end_in_a_fresh_folder(tmp_path):
     assert (tmp_path / "runs" / "demo" / "metrics" / "loss_curve.png").stat().st_size > 1000
 
 
-def test_the_demo_sheet_follows_the_workdir():
+def test_the_demo_sheet_follows_the_workdir(tmp_path):
     """A relative `render_png` lands in the run's own folder: `--config.workdir=runs/other`
     writes its CPAC sheet there, never into runs/demo."""
     from nepa3d_jax.train import evaluate
@@ -101,6 +101,7 @@ def test_the_demo_sheet_follows_the_workdir():
         sub = evaluate.evaluator_config(config, "cpac_udf")
         assert sub.render_png == f"{workdir}/cpac_sheet.png"
         assert sub.out_json == f"{workdir}/cpac_udf.json"
+    absolute = str(tmp_path / "sheet.png")  # an absolute path is kept as given
     config = load_config(str(REPO / "configs" / "demo.py"),
-                         ["eval.cpac_udf.render_png=/abs/sheet.png"])
-    assert evaluate.evaluator_config(config, "cpac_udf").render_png == "/abs/sheet.png"
+                         [f"eval.cpac_udf.render_png={absolute}"])
+    assert evaluate.evaluator_config(config, "cpac_udf").render_png == absolute
