@@ -39,6 +39,7 @@ class Output:
     defaults: str = ""           # "module:function" of this step's defaults; "" = the job's
     metrics: tuple[str, ...] = ()  # keys of the job's metrics `compare` shows; () = all
     optional: bool = False       # skipped (reason logged) when its `cache_root` is absent
+    in_bundle: bool = True       # False: a result `compare` reads that the bundle does not run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,10 @@ class Job:
 CLS_METRICS = (Metric("test_acc", True), Metric("best_val", True))
 CPAC_METRICS = (Metric("mae", False, "MAE"), Metric("rmse", False, "RMSE"),
                 Metric("iou@tau", True, "IoU@tau"))
+# The probe's headline readout, pretrained arm, at the K the study reports (`eval.probe.run`).
+PROBE_METRICS = (Metric("logreg_K5", True, "logreg K=5"),
+                 Metric("logreg_K10", True, "logreg K=10"),
+                 Metric("knn1_K10", True, "1-NN K=10"))
 
 # Registry order is the order of the eval bundle's steps and of `compare`'s columns.
 JOBS: dict[str, Job] = {job.name: job for job in (
@@ -93,9 +98,11 @@ JOBS: dict[str, Job] = {job.name: job for job in (
         check="nepa3d_jax.eval.job_checks:cpac_udf",
         paired="nepa3d_jax.eval.compare_stats:cpac_paired",
         outputs=(Output("cpac", "cpac_udf", "CPAC"),)),
-    # Frozen-feature probes (the study's readout): its own results, not a bundle step.
+    # Frozen-feature probes (the study's readout): its own results, not a bundle step, but a
+    # column of `compare` (the study's arms are compared through it).
     Job("probe", "nepa3d_jax.eval.probe.run", "nepa3d_jax.eval.probe.probe_defaults:get_config",
-        label="probe", check="nepa3d_jax.eval.probe.run:check_config"),
+        label="probe", check="nepa3d_jax.eval.probe.run:check_config", metrics=PROBE_METRICS,
+        outputs=(Output("probe", "probe", "probe", in_bundle=False),)),
     Job("eval_bundle", "nepa3d_jax.eval.bundle", "nepa3d_jax.eval.bundle_defaults:get_config",
         evaluator=False, check="nepa3d_jax.eval.job_checks:eval_bundle"),
 )}
@@ -113,9 +120,11 @@ def get(name: str, field: str = "config.job", evaluators_only: bool = False) -> 
     return JOBS[name]
 
 
-def outputs() -> list[tuple[Job, Output]]:
-    """Every bundle output of every registered job, in registry order (the bundle's order)."""
-    return [(job, out) for job in JOBS.values() for out in job.outputs]
+def outputs(bundle_only: bool = True) -> list[tuple[Job, Output]]:
+    """Every bundle output of every registered job, in registry order (the bundle's order);
+    `bundle_only=False` adds the results only `compare` reads (the probe's)."""
+    return [(job, out) for job in JOBS.values() for out in job.outputs
+            if out.in_bundle or not bundle_only]
 
 
 def resolve(ref: str) -> Any:

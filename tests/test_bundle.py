@@ -145,7 +145,7 @@ def test_compare_cli_labels_rows_warns_and_says_where_it_wrote(tmp_path):
     assert rows == ["| results/demo (demo.py)", "| runs/demo (demo.py)"]
     assert "other/demo/cls_scanobjectnn.json cannot be read" in proc.stderr
     assert ("other/demo: no readable cls_scanobjectnn.json, cls_modelnet40.json, "
-            "cpac_udf.json (it holds cls_scanobjectnn.json, cpac.json); skipped") in proc.stderr
+            "cpac_udf.json, probe.json (it holds cls_scanobjectnn.json, cpac.json); skipped") in proc.stderr
     assert "- runs/demo (demo.py): random-init CPAC MAE 0.1478 [0.1378, 0.1578]; nn_copy " \
         "CPAC MAE 0.0884 [0.0784, 0.0984]" in proc.stdout
     assert proc.stdout.rstrip().splitlines()[-1] == (

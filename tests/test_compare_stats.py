@@ -44,9 +44,10 @@ def test_one_real_difference_and_one_null_are_marked_correctly(tmp_path):
     table = compare.compare([str(a), str(b)], out=str(tmp_path / "cmp"))
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()
             if line.startswith("| run")}
-    row_b = rows["runB"]
-    cells = row_b.split(" | ")
-    mae_cell, acc_cell = cells[5], cells[2]
+    headers = rows["run"].strip("| ").split(" | ")
+    cells = rows["runB"].strip("| ").split(" | ")
+    mae_cell = cells[headers.index("CPAC MAE")]
+    acc_cell = cells[headers.index("ScanObjectNN test_acc")]
     assert mae_cell.endswith(" *") and "[" in mae_cell          # real difference
     assert not acc_cell.endswith("*") and "[" in acc_cell       # the null
     assert "Wilcoxon signed-rank" in table and "paired t-test" in table
@@ -77,3 +78,37 @@ def test_pretraining_seeds_group_by_config_and_groups_use_welch(tmp_path):
     ungrouped = compare.compare(dirs, out=str(tmp_path / "u"), group=False)
     assert len([l for l in ungrouped.splitlines() if l.startswith("| run_")
                 or l.startswith("| runA_") or l.startswith("| runB_")]) == 6
+
+
+def test_study_arms_group_by_recipe_with_probe_columns(tmp_path):
+    """A study's arm folders: the seeds of one recipe are one row named by the recipe even when
+    a field that does not change the model differs (seed 0 checks every cache, the others only
+    headers), and the probe's numbers are columns with the random init beside them."""
+    from nepa3d_jax.eval.probe.run import with_metrics
+
+    dirs = []
+    for recipe, acc in (("original", [0.40, 0.41, 0.39]), ("better", [0.50, 0.52, 0.51])):
+        for seed in range(3):
+            ckpt = tmp_path / "runs" / recipe / f"seed{seed}" / "run"
+            ckpt.mkdir(parents=True)
+            (ckpt / "config.json").write_text(json.dumps({
+                "seed": seed, "workdir": str(ckpt),
+                "data": {"mix_seed": seed, "validate": "full" if seed == 0 else "header"},
+                "model": {"final_norm": recipe == "better"}}))
+            d = ckpt.parent
+            summary = {arm: {f"K{k}": {"logreg": a + k / 100, "knn1": a - 0.1}
+                             for k in (1, 5, 10)}
+                       for arm, a in (("pretrained", acc[seed]), ("random_init", 0.3))}
+            (d / "probe.json").write_text(json.dumps(with_metrics({"summary": summary})))
+            (d / "bundle.json").write_text(json.dumps({"run_tag": recipe, "ckpt": str(ckpt)}))
+            dirs.append(str(d))
+    table = compare.compare(dirs, out=str(tmp_path / "cmp"), stems=("probe",))
+    lines = table.splitlines()
+    headers = lines[0].strip("| ").split(" | ")
+    assert headers[2:] == ["probe logreg K=5", "probe logreg K=10", "probe 1-NN K=10"]
+    body = [line.strip("| ").split(" | ") for line in lines[2:4]]
+    assert [row[0] for row in body] == ["original (3 seeds)", "better (3 seeds)"]
+    assert body[0][headers.index("probe logreg K=5")].startswith("0.4500 [")
+    assert body[1][headers.index("probe logreg K=10")].endswith(" *")   # +0.11, tight seeds
+    assert "better (3 seeds) probe logreg K=5: Welch t-test over pretraining seeds" in table
+    assert "original (3 seeds): random-init probe logreg K=5 0.3500" in table

@@ -134,3 +134,14 @@ def test_a_registered_evaluator_appears_in_bundle_compare_and_headline(monkeypat
     evals = {"toy": json.loads((tmp_path / "results" / "r" / "toy_probe.json").read_text())}
     h = headline.headline(evals)
     assert h["toy_score"]["random_init"]["mean"] == 0.4 and h["verdict"] == [step["verdict"]]
+
+
+def test_the_probe_is_a_compare_column_but_not_a_bundle_step():
+    from nepa3d_jax.eval import compare
+
+    assert "probe" not in [out.name for _, out in jobs.outputs()]
+    assert ("probe", "probe") in [(job.name, out.name)
+                                  for job, out in jobs.outputs(bundle_only=False)]
+    assert "probe" not in jobs.default_config("eval_bundle")
+    headers = [c.header for c in compare.columns()]
+    assert headers[-3:] == ["probe logreg K=5", "probe logreg K=10", "probe 1-NN K=10"]

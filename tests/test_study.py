@@ -62,6 +62,15 @@ def test_tiny_study_end_to_end(tmp_path):
     assert "| `original` | 2 |" in md and "Hand-crafted baseline (no learning): K1 " in md
     for k in ("K1", "K2"):
         assert 0.0 <= study["handcrafted_baseline"][k] <= 100.0
+    # Each arm folder is one `compare` reads (the study compares its recipes through it): the
+    # seeds group into one row (seed 0 checked every cache, seed 1 headers only).
+    from nepa3d_jax.study.__main__ import compare_recipes
+
+    table = compare_recipes(arms, str(out))
+    row = [line for line in table.splitlines() if line.startswith("| original")]
+    assert len(row) == 1 and row[0].startswith("| original (2 seeds) |")
+    assert "| CPAC MAE |" in table.splitlines()[0] and (out / "compare.png").is_file()
+    assert "original (2 seeds): random-init CPAC MAE" in table
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

@@ -5,8 +5,9 @@
 
 Reads, from each folder (an eval-bundle folder `results/<run_tag>` or a run folder whose
 `train.eval_after` wrote its results there), the result file of every registered evaluator
-output (`nepa3d_jax.jobs`: `cls_scanobjectnn.json`, `cls_modelnet40.json`, `cpac_udf.json`)
-and `bundle.json` for the run tag and the evaluated checkpoint. A folder with none of them is
+output (`nepa3d_jax.jobs`: `cls_scanobjectnn.json`, `cls_modelnet40.json`, `cpac_udf.json`,
+and the frozen-feature probe's `probe.json`, which a study arm folder holds) and `bundle.json`
+for the run tag and the evaluated checkpoint. A folder with none of them is
 skipped with a warning naming what it holds; a file that is not JSON is read as missing,
 with a warning. Writes `<out>.md` and `<out>.png` (default `<parent of the first dir>/compare`)
 and prints the table and where it wrote them.
@@ -42,12 +43,16 @@ class Column(NamedTuple):
     key: str                     # metric key in that file
     higher_is_better: bool
     paired: str                  # the job's paired-values hook ("" = none)
+    always: bool = True          # False: shown only when some folder has a value (not a bundle
+                                 # step, e.g. the probe a study arm holds)
 
 
 def columns() -> list[Column]:
     """One column per metric of every registered evaluator output, in registry order."""
-    return [Column(f"{out.label} {m.heading}", out.name, m.key, m.higher_is_better, job.paired)
-            for job, out in jobs.outputs() for m in job.metrics_of(out)]
+    return [Column(f"{out.label} {m.heading}", out.name, m.key, m.higher_is_better, job.paired,
+                   out.in_bundle)
+            for job, out in jobs.outputs(bundle_only=False)
+            for m in job.metrics_of(out)]
 
 
 def _number(v: Any) -> float | None:
@@ -109,6 +114,7 @@ def load_run(run_dir: str, cols: Sequence[Column] | None = None) -> dict | None:
             readout = "xyz-only" if resolved["xyz_only"] else "full-spec"
             break
     return dict(name=bundle.get("run_tag") or os.path.basename(os.path.normpath(run_dir)),
+                tag=bundle.get("run_tag") or "",
                 dir=os.path.normpath(run_dir), config=_config_name(run_dir),
                 source=compare_stats.source(run_dir),
                 values=values, readout=readout, intervals=intervals, paired=paired,
@@ -218,15 +224,20 @@ def markdown_table(runs: Sequence[dict], cols: Sequence[Column] | None = None) -
     return "\n".join(lines) + "\n"
 
 
-def compare(run_dirs: Sequence[str], out: str = "", group: bool = True) -> str:
-    """Writes `<out>.md` and `<out>.png`; returns the Markdown table."""
+def compare(run_dirs: Sequence[str], out: str = "", group: bool = True,
+            stems: Sequence[str] = ()) -> str:
+    """Writes `<out>.md` and `<out>.png`; returns the Markdown table. `stems`: only the
+    columns of these result files (e.g. the study's `cpac_udf`, `probe`); () = all."""
     if not run_dirs:
         raise ValueError("give at least one results directory")
-    cols = columns()
+    cols = [c for c in columns() if not stems or c.stem in stems]
+    if not cols:
+        raise ValueError(f"no compare column reads {', '.join(stems)}")
     runs = [r for r in (load_run(d, cols) for d in run_dirs) if r is not None]
     if not runs:
         raise ValueError("no folder holds a result compare can read: "
                          + ", ".join(run_dirs))
+    cols = [c for c in cols if c.always or any(r["values"][c.header] is not None for r in runs)]
     label_rows(runs)
     if group:
         runs = compare_stats.group_runs(runs, [c.header for c in cols])

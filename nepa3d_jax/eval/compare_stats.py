@@ -8,8 +8,9 @@
   Wilcoxon signed-rank test; classification test accuracy of the seeds both runs ran with
   the paired t-test. Marked `*` when p < 0.05.
 * Groups: result directories whose pretraining configs (`config.json` of the checkpoint the
-  bundle evaluated) differ only in `seed`, `data.mix_seed` and `workdir` are one group (the
-  pretraining seeds of one run); a group row shows the mean over its members and Student's
+  bundle evaluated) differ only in `seed`, `data.mix_seed`, `workdir` and fields that do
+  not change the trained model (`train.resume.NO_EFFECT_FIELDS`: logging, cache checks,
+  loaders) are one group (the pretraining seeds of one run); a group row shows the mean over its members and Student's
   t interval over them, and groups are compared with Welch's t-test (different seeds are
   not paired).
 """
@@ -118,8 +119,11 @@ def config_key(run_dir: str) -> str | None:
         return None
     from nepa3d_jax.config.record import flatten
 
+    from nepa3d_jax.train.resume import NO_EFFECT_FIELDS
+
     flat = flatten({k: v for k, v in config.items() if k not in ("derived", "config_source")})
-    return json.dumps({k: v for k, v in sorted(flat.items()) if k not in SEED_FIELDS},
+    return json.dumps({k: v for k, v in sorted(flat.items())
+                       if k not in SEED_FIELDS and k not in NO_EFFECT_FIELDS},
                       sort_keys=True, default=str)
 
 
@@ -136,12 +140,17 @@ def group_runs(runs: Sequence[dict], headers: Sequence[str]) -> list[dict]:
             order.append(key)
         groups.setdefault(key, []).append(r)
     out = []
-    for key in order:
+    tags = [{m.get("tag") for m in groups[key]} for key in order]
+    for key, tag in zip(order, tags):
         members = groups[key]
         if len(members) == 1:
             out.append(members[0])
             continue
-        row = dict(name=f"{members[0]['name']} (+{len(members) - 1} seeds)",
+        # Named by the members' common run tag when no other row shares it (a study's recipe).
+        common = next(iter(tag)) if len(tag) == 1 and tags.count(tag) == 1 else ""
+        name = (f"{common} ({len(members)} seeds)" if common
+                else f"{members[0]['name']} (+{len(members) - 1} seeds)")
+        row = dict(name=name,
                    readout=members[0]["readout"], values={}, intervals={}, members=members,
                    member_values={}, baselines={})
         for header in headers:

@@ -2,7 +2,9 @@
 
 Builds the study corpus when missing, pretrains each recipe over the seeds, scores every run and
 its own random init (probes + CPAC-UDF), and writes results/study/<preset>/: study.json,
-study.md, probe_vs_k.png, cpac_mae.png, loss_curves.png and one CPAC sheet per recipe. The last
+study.md, probe_vs_k.png, cpac_mae.png, loss_curves.png, one CPAC sheet per recipe and, with
+several recipes, compare.md / compare.png (`eval.compare` over the arm folders: each recipe
+against the first, seeds grouped, Welch's t-test over seeds). The last
 line printed is `pretrain value: recipe=<name> probe5_delta=... cpac_delta=... nn_copy=...`.
 Finished runs are reused (a second call re-evaluates only what is missing).
 """
@@ -83,12 +85,16 @@ def run(args: argparse.Namespace) -> dict:
     said = report.verdicts(summary, steps)
     md = report.markdown(summary, shots, args.preset, descriptions, hand, said)
     pictures = plots.all_plots(summary, arms, shots, out, hand)
+    compared = compare_recipes(arms, out) if len(names) > 1 else None
+    if compared:
+        md += "\n## Recipes against the first (`compare`, seeds grouped)\n\n" + compared
     lines = {name: report.value_line(summary, name) for name in names}
     line = lines[headline]
     result = dict(preset=args.preset, recipes=names, seeds=seeds, corpus=corpus.to_json(),
                   summary=summary, handcrafted_baseline=hand, verdicts=said,
                   pictures=pictures,
                   cpac_sheets={a["recipe"]: a["cpac_sheet"] for a in arms if a["cpac_sheet"]},
+                  compare=os.path.join(out, "compare.md") if compared else None,
                   value_line=line, value_lines=lines, seconds=round(time.time() - t0, 1))
     atomic_io.write_json_atomic(os.path.join(out, "study.json"), result)
     atomic_io.write_text_atomic(os.path.join(out, "study.md"), md)
@@ -101,6 +107,16 @@ def run(args: argparse.Namespace) -> dict:
             print(lines[name], flush=True)
     print(line, flush=True)
     return result
+
+
+def compare_recipes(arms: list[dict], out: str) -> str:
+    """`compare` over every arm folder, the first recipe's seeds first: one row per recipe
+    (its seeds grouped), each tested against the first recipe (Welch over seeds); writes
+    `<out>/compare.md` and `compare.png` and returns the table."""
+    from nepa3d_jax.eval import compare
+
+    return compare.compare([os.path.dirname(a["workdir"]) for a in arms],
+                           os.path.join(out, "compare"), stems=("cpac_udf", "probe"))
 
 
 def headline_recipe(args: argparse.Namespace, names: list[str]) -> str:

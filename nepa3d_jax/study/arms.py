@@ -127,6 +127,7 @@ def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, 
     """Pretrain (resumes a finished run at once), probe, CPAC; returns the arm's numbers.
     `validate`: the pretraining run's cache check (the study checks every cache fully in its
     first run and reads only the headers after that: the corpus does not change between arms)."""
+    from nepa3d_jax.eval.probe import run as probe_run
     from nepa3d_jax.train import loop
 
     arm_dir = os.path.join(out_dir, "runs", recipe, f"seed{seed}")
@@ -135,14 +136,18 @@ def run_arm(preset: dict, recipe: str, seed: int, corpus: Corpus, out_dir: str, 
     train = loop.run(pretrain_config(preset, recipe, seed, corpus, workdir, validate),
                      programs=programs)
     log(f"[study] {recipe} seed {seed}: probes (pretrained and random-init)")
-    probe = _stage(probe_config(preset, recipe, corpus, workdir,
-                                os.path.join(arm_dir, "probe.json")),
-                   os.path.join(arm_dir, "probe.json"), log)
+    probe_json = os.path.join(arm_dir, "probe.json")
+    probe = _stage(probe_config(preset, recipe, corpus, workdir, probe_json), probe_json, log)
+    if not all(m.key in probe for m in jobs.PROBE_METRICS):  # written before `compare` read it
+        atomic_io.write_json_atomic(probe_json, probe_run.with_metrics(probe))
     log(f"[study] {recipe} seed {seed}: CPAC-UDF (pretrained, random-init, nn_copy)")
     png = os.path.join(out_dir, f"cpac_sheet_{recipe}.png") if render else ""
     cpac = _stage(cpac_config(preset, recipe, corpus, workdir,
                               os.path.join(arm_dir, "cpac_udf.json"), png),
                   os.path.join(arm_dir, "cpac_udf.json"), log)
+    # The arm folder as `compare` reads a bundle folder: its results and the run they scored.
+    atomic_io.write_json_atomic(os.path.join(arm_dir, "bundle.json"),
+                                dict(run_tag=recipe, ckpt=workdir, seed=int(seed)))
     finetune = {}
     if preset.get("finetune"):
         for k in [int(x) for x in str(preset["finetune"]["shots"]).split(",")]:

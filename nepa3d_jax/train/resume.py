@@ -36,12 +36,14 @@ GUARDED_PREFIXES = ("data.", "train.", "seed")
 GUARDED_DERIVED = ("derived.global_batch", "derived.lr", "derived.mixture_num_samples",
                    "derived.mixture_seed", "derived.mixture_replacement")
 MIXTURE_KEY = "mixture"  # in the record's derived block: `mixture_record`
-FREE_FIELDS = frozenset({
+# Fields that do not change the trained model: how batches are read (not which), what is
+# checked, logged and kept. `compare` groups runs that differ only in these and the seeds.
+NO_EFFECT_FIELDS = frozenset({
     "data.prefetch", "data.validate", "data.pt_pool_pad", "data.ray_pool_pad",
-    "data.loader", "data.workers", "data.stage_dir",  # how batches are read, not which
+    "data.loader", "data.workers", "data.stage_dir",
     "train.log_every_steps", "train.checkpoint_every_steps", "train.keep_checkpoints",
-    "train.eval_after", "train.lock_stale_hours", "train.allow_resume_changes",
-    "train.num_steps", "train.epochs"})
+    "train.eval_after", "train.lock_stale_hours", "train.allow_resume_changes"})
+FREE_FIELDS = NO_EFFECT_FIELDS | {"train.num_steps", "train.epochs"}
 _ABSENT = "<absent>"
 
 

@@ -7,6 +7,9 @@ Result JSON (`out_json`):
   arms.<arm>.<layer:readout>.K<k>.{logreg, knn<k>}   per-episode test accuracies
   summary.<arm>        the headline readout's mean accuracy per K and classifier
   delta                pretrained - random_init per K and classifier (mean over episodes)
+  <classifier>_K<k>    the pretrained arm's summary flattened (e.g. `logreg_K5`), the
+                       numbers `compare` shows (`jobs.PROBE_METRICS`); `baselines.random_init`
+                       holds the same keys for the random init
 """
 
 from __future__ import annotations
@@ -94,6 +97,18 @@ def score(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: 
     return out
 
 
+def with_metrics(result: dict) -> dict:
+    """Adds (in place) the flat numbers `compare` reads: `<classifier>_K<k>` of the pretrained
+    arm's summary at the top level, the random init's under `baselines.random_init`. Also
+    completes a result written before they existed (the study reuses such files)."""
+    flat = {arm: {f"{m}_{kk}": v for kk, per_m in s.items() for m, v in per_m.items()}
+            for arm, s in result["summary"].items()}
+    result.update(flat.get("pretrained", {}))
+    if "random_init" in flat:
+        result["baselines"] = {"random_init": flat["random_init"]}
+    return result
+
+
 def _load(c, lists):
     from nepa3d_jax.checkpoint import load_pretrained
     pre = load_pretrained(c.ckpt)
@@ -167,6 +182,7 @@ def run(config: ml_collections.ConfigDict) -> dict:
                       n_train_pool=len(train_paths), n_test=len(test_paths),
                       chance=1.0 / max(len(label_map), 1)),
         arms=out_arms, summary=summary, seconds=round(time.time() - t0, 1))
+    with_metrics(result)
     if "random_init" in summary:
         result["delta"] = {kk: {m: summary["pretrained"][kk][m] - summary["random_init"][kk][m]
                                 for m in metrics} for kk in summary["pretrained"]}
