@@ -69,6 +69,9 @@ def header(bench: str) -> str:
     ext = vector_extensions(info["flags"])
     family = (f", family {info['family']} model {info['model_number']}" if info["family"]
               else "")
+    cap = os.environ.get("NEPA3D_BENCH_MAX_ISA", "")  # set by bench/isa_cap.py
+    capped = f" | kernels capped at {cap.upper()} (bench/isa_cap.py)" if cap else ""
     return (f"# {bench} {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | CPU: "
             f"{info['model']}{family} | cores: {usable} usable of {os.cpu_count()} | vector: "
-            f"{' '.join(ext) or 'none found'} (kind {cpu_kind(info)}) | load 1/5/15 min: {load}")
+            f"{' '.join(ext) or 'none found'} (kind {cpu_kind(info)}){capped} | load 1/5/15 "
+            f"min: {load}")
