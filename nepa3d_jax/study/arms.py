@@ -60,7 +60,27 @@ def pretrain_config(preset: dict, recipe: str, seed: int, corpus: Corpus, workdi
     c.data.validate = validate
     for dotted, value in {**preset["pretrain"], **spec.get("pretrain", {})}.items():
         set_field(c, dotted, value, f"study recipe {recipe!r}")
+    if int(c.data.max_len) <= 0:
+        c.data.max_len = cpac_max_len(preset, c.data)
     return c
+
+
+def cpac_max_len(preset: dict, data: ml_collections.ConfigDict) -> int:
+    """The positional table of a study run: -1 (its own sequence length) when CPAC's sequence
+    (the preset's n_context + n_query, the run's token layout) fits in it, else CPAC's length.
+    Every recipe is scored by the same CPAC protocol, so a run with a shorter sequence (Runs B
+    and D: no rays) gets the longer table, as the users' B and D got max_len=2500 over their
+    1,026 / 2,050 tokens; its rows past the pretraining length stay untrained, as theirs did."""
+    from nepa3d_jax.eval.cpac.tokens import sequence_length as cpac_length
+    from nepa3d_jax.tokenizer.types import sequence_length
+
+    qa, eos = bool(int(data.qa_tokens)), bool(int(data.add_eos))
+    own = sequence_length(int(data.n_point), int(data.n_ray), qa, eos)
+    cpac = preset.get("cpac") or {}
+    if "n_context" not in cpac or "n_query" not in cpac:
+        return -1
+    need = cpac_length(int(cpac["n_context"]), int(cpac["n_query"]), qa, eos)
+    return need if need > own else -1
 
 
 def probe_config(preset: dict, recipe: str, corpus: Corpus, ckpt: str, out_json: str
