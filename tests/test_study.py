@@ -184,6 +184,29 @@ def test_every_recipe_gives_a_valid_pretraining_config(tmp_path):
         validate(arms.pretrain_config(preset, name, 0, corpus, str(tmp_path / name)))
 
 
+def test_every_abcd_run_holds_the_positional_rows_cpac_reads(tmp_path):
+    """CPAC scores every recipe with the same context + query sizes; Runs B and D (no rays)
+    pretrain shorter sequences, so their positional table is sized for CPAC (the users' B/D:
+    max_len 2500 over 1,026 / 2,050 tokens); A and C keep their own length (-1)."""
+    from nepa3d_jax.config import derive
+    from nepa3d_jax.eval.cpac.tokens import sequence_length as cpac_length
+    from nepa3d_jax.study import arms
+    from nepa3d_jax.study.corpus import Corpus
+
+    corpus = Corpus(*(str(tmp_path),) * 8, classes=("a", "b"))
+    for preset_name in ("abcd", "abcd_recommended"):
+        preset = presets.get(preset_name)
+        cpac = preset["cpac"]
+        got = {}
+        for name in preset["recipes"]:
+            c = arms.pretrain_config(preset, name, 0, corpus, str(tmp_path / name))
+            qa, eos = bool(c.data.qa_tokens), bool(c.data.add_eos)
+            table = int(derive(c, num_devices=1).max_len)
+            assert table >= cpac_length(cpac["n_context"], cpac["n_query"], qa, eos), name
+            got[name[-1] if name[-2] == "_" else "A"] = int(c.data.max_len)
+        assert got == {"A": -1, "B": 130, "C": -1, "D": 258}, (preset_name, got)
+
+
 def test_the_recommended_recipe_is_run_by_small_and_configs_recipe(tmp_path):
     """`small` runs the original beside the recommended recipe, the last line speaks for the
     recommended one, and configs/recipe.py carries exactly its pretraining fields."""
