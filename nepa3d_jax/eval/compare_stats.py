@@ -10,9 +10,9 @@
 * Groups: result directories whose pretraining configs (`config.json` of the checkpoint the
   bundle evaluated) differ only in `seed`, `data.mix_seed`, `workdir` and fields that do
   not change the trained model (`train.resume.NO_EFFECT_FIELDS`: logging, cache checks,
-  loaders) are one group (the pretraining seeds of one run); a group row shows the mean over its members and Student's
-  t interval over them, and groups are compared with Welch's t-test (different seeds are
-  not paired).
+  loaders) are one group (the pretraining seeds of one run); a group row shows the mean over
+  its members and Student's t interval over them, and groups are compared with Welch's
+  t-test (different seeds are not paired).
 """
 
 from __future__ import annotations
@@ -118,7 +118,6 @@ def config_key(run_dir: str) -> str | None:
     if not config:
         return None
     from nepa3d_jax.config.record import flatten
-
     from nepa3d_jax.train.resume import NO_EFFECT_FIELDS
 
     flat = flatten({k: v for k, v in config.items() if k not in ("derived", "config_source")})
