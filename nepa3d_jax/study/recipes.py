@@ -3,8 +3,9 @@ is the original's method, whose numbers the goldens hold.
 
 Each recipe maps a stage (`pretrain`, `probe`, `cpac`) to dotted field overrides of that stage's
 config; `mixture` picks the pretraining mixture of the study corpus (`mesh_udf_scan`, Runs
-A/C/D's, by default; `pointcloud`, Run B's). The `abcd_*` recipes are the A/B/C/D study's differences at study scale (Run A is
-`original`): no rays (D), Morton order (C), legacy tokens + xyz-only + Morton (B).
+A/C/D's, by default; `pointcloud`, Run B's). The `abcd_*` recipes are the A/B/C/D study's
+differences at study scale (Run A is `original`): no rays (D), Morton order (C), legacy tokens
++ xyz-only + Morton (B).
 """
 
 from __future__ import annotations
