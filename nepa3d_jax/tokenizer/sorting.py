@@ -134,8 +134,11 @@ def _coarse_argsort(keys: tuple) -> jax.Array:
     for k in keys:
         if jnp.issubdtype(k.dtype, jnp.floating):
             done &= ~jnp.any(jnp.isnan(k))
-    # trip is 0; adding it keeps the network inside run_if's loop (see run_if)
-    return run_if(~done, lambda trip: _bitonic_argsort(keys, iota + trip), recs[-1])
+    def network(trip):  # trip is 0: adding it keeps all the network's work inside
+        # run_if's loop (XLA hoists whatever does not depend on it, see run_if)
+        return _bitonic_argsort(tuple(k + trip.astype(k.dtype) for k in keys), iota + trip)
+
+    return run_if(~done, network, recs[-1])
 
 
 def lex_argsort(*keys: jax.Array, method: str = "auto") -> jax.Array:
