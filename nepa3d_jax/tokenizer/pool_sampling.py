@@ -198,7 +198,8 @@ def random_subset(key: jax.Array, mask_N: jax.Array, k: int) -> jax.Array:
 
     For callers that reorder the subset anyway (rays are sorted by direction next): the k
     smallest of random 31-bit keys (the threshold found by a few counting passes, see
-    `_kth_smallest_bound`), compacted in index order, about 5x cheaper on CPU than `top_k`.
+    `_kth_smallest_bound`), compacted in index order: ~0.08 ms for 1024 of 8000 on a
+    2-core EPYC, where `top_k` took ~0.27 ms and 31 bisection passes with `jnp.cumsum` ~0.19.
     Needs at least k valid entries (the tail is 0 otherwise). Keys tied exactly at the
     threshold (chance ~1e-2 per draw of 8000 entries) resolve to the lower index.
     """
