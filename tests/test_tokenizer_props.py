@@ -193,6 +193,14 @@ def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
     assert len(set(picks.tolist())) == 8 and picks.max() < 30
     repl = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
     assert repl.max() < 5  # fewer than k valid: draws with replacement, as the original
+    draws = jax.random.randint(jax.random.split(jax.random.key(1))[1], (8,), 0, 5, jnp.int32)
+    np.testing.assert_array_equal(repl, draws)  # from the second half of the key's split
+    for key in (jax.random.key(2), jax.random.PRNGKey(2)):  # typed and raw keys, under vmap
+        got = jax.jit(jax.vmap(pool_sampling.choice_like_original, in_axes=(None, 0, None, None)),
+                      static_argnums=(2, 3))(key, jnp.array([5, 40]), 40, 8)
+        want = jax.random.randint(jax.random.split(key)[1], (8,), 0, 5, jnp.int32)
+        np.testing.assert_array_equal(got[0], want)
+        assert len(set(np.asarray(got[1]).tolist())) == 8
 
 
 def _np_random_subset(key, count, n, k):
