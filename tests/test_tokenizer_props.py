@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nepa3d_jax import tokenizer
-from nepa3d_jax.tokenizer import pool_sampling, sorting
+from nepa3d_jax.tokenizer import ordering, pool_sampling, sorting
 
 P, R = 48, 12          # real pool sizes
 P_PAD, R_PAD = 64, 16  # padded sizes; entries past the counts are garbage
@@ -193,6 +193,78 @@ def test_random_subset_is_a_uniform_sorted_subset_of_the_valid_entries():
     assert len(set(picks.tolist())) == 8 and picks.max() < 30
     repl = np.asarray(pool_sampling.choice_like_original(jax.random.key(1), 5, 40, 8))
     assert repl.max() < 5  # fewer than k valid: draws with replacement, as the original
+    draws = jax.random.randint(jax.random.split(jax.random.key(1))[1], (8,), 0, 5, jnp.int32)
+    np.testing.assert_array_equal(repl, draws)  # from the second half of the key's split
+    for key in (jax.random.key(2), jax.random.PRNGKey(2)):  # typed and raw keys, under vmap
+        got = jax.jit(jax.vmap(pool_sampling.choice_like_original, in_axes=(None, 0, None, None)),
+                      static_argnums=(2, 3))(key, jnp.array([5, 40]), 40, 8)
+        want = jax.random.randint(jax.random.split(key)[1], (8,), 0, 5, jnp.int32)
+        np.testing.assert_array_equal(got[0], want)
+        assert len(set(np.asarray(got[1]).tolist())) == 8
+
+
+def _np_random_subset(key, count, n, k):
+    """The subset's definition from the same random bits: the k smallest (key, index)."""
+    u = np.minimum(np.asarray(jax.random.bits(key, (n,), jnp.uint32)) >> 1, 2**31 - 2)
+    u = np.where(np.arange(n) < count, u, 2**31 - 1).astype(np.int64)
+    return np.sort(np.lexsort((np.arange(n), u))[:k])
+
+
+def test_random_subset_is_the_k_smallest_random_keys():
+    fn = jax.jit(pool_sampling.random_subset, static_argnums=2)
+    for n, count, k in ((8000, 8000, 1024), (8000, 5000, 1024), (300, 290, 288), (50, 50, 1)):
+        for seed in range(3):
+            key = jax.random.key(seed)
+            got = np.asarray(fn(key, pool_sampling.valid_mask(n, count), k))
+            np.testing.assert_array_equal(got, _np_random_subset(key, count, n, k))
+
+
+def test_threshold_search_with_ties_and_short_pools():
+    bound = jax.jit(pool_sampling._kth_smallest_bound, static_argnums=1)
+    rng = np.random.RandomState(3)
+    for k in (1, 5, 6, 7, 40, 199, 200):
+        u = rng.randint(0, 2**31 - 1, 200).astype(np.int32)
+        u[:12] = np.sort(u)[5]  # twelve keys tied at the 6th smallest value
+        t = int(bound(jnp.asarray(u), k))
+        kth = np.sort(u)[k - 1]
+        np.testing.assert_array_equal(u <= t, u <= kth)
+    short = np.full(10, 2**31 - 1, np.int32)
+    short[:3] = [5, 9, 7]  # 3 valid keys, padding above: t is the largest valid key
+    assert int(bound(jnp.asarray(short), 4)) == 2**31 - 2
+
+
+def test_coarse_sort_equals_the_network_and_lexsort():
+    """The CPU default (coarse int32 sort + fix-up + fallback) is the bitonic network's and
+    numpy's order: ties, -0.0, subnormals (== 0 in XLA's CPU code), uint32 keys, runs too
+    long for the fix-up and NaN (both sent to the network), per sample under vmap."""
+    rng = np.random.RandomState(2)
+    n = 100
+    close = (1.0 + rng.randint(0, 40, n) * 1e-7).astype(np.float32)  # runs of shared top bits
+    pairs = np.repeat(rng.uniform(1, 2, n // 2), 2).astype(np.float32)
+    pairs[::2] = np.nextafter(pairs[::2], np.float32(3))  # each pair out of index order
+    zeros = rng.choice(np.array([0.0, -0.0, 1e-40, -1e-40, 1.0], np.float32), n)
+    nan = rng.normal(size=n).astype(np.float32)
+    nan[::7] = np.nan
+    cases = [(rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)),
+             (close, rng.normal(size=n).astype(np.float32)), (pairs,),
+             (zeros, rng.randint(0, 2, n).astype(np.float32)),
+             (rng.randint(0, 2**32, n, dtype=np.uint64).astype(np.uint32),),
+             (rng.randint(0, 9, n).astype(np.uint32),)]
+    coarse = jax.jit(functools.partial(sorting.lex_argsort, method="coarse"))
+    bitonic = jax.jit(functools.partial(sorting.lex_argsort, method="bitonic"))
+    for keys in cases:
+        want = np.lexsort(tuple(np.where(np.abs(k) < 1e-38, 0, k) if k.dtype == np.float32
+                                else k for k in keys[::-1]))
+        np.testing.assert_array_equal(np.asarray(coarse(*keys)), want)
+    np.testing.assert_array_equal(np.asarray(coarse(nan, cases[0][1])),
+                                  np.asarray(bitonic(nan, cases[0][1])))
+    batch = tuple(np.stack(k) for k in zip(cases[0], cases[1], (nan, cases[0][1])))
+    got = jax.jit(jax.vmap(functools.partial(sorting.lex_argsort, method="coarse")))(*batch)
+    want = jax.jit(jax.vmap(functools.partial(sorting.lex_argsort, method="bitonic")))(*batch)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    theta_phi = ordering._ray_angles(jnp.asarray(rng.normal(size=(n, 3)).astype(np.float32)))
+    np.testing.assert_array_equal(np.asarray(coarse(*theta_phi)),
+                                  np.lexsort(tuple(np.asarray(a) for a in theta_phi[::-1])))
 
 
 def test_morton_and_sorting():
@@ -209,7 +281,7 @@ def test_morton_and_sorting():
     a[[3, 8]] = [0.0, -0.0]
     b = rng.randint(0, 3, 37).astype(np.float32)
     want = np.lexsort((b, a))
-    for method in ("bitonic", "lax"):
+    for method in ("coarse", "bitonic", "lax"):
         got = jax.jit(functools.partial(sorting.lex_argsort, method=method))(a, b)
         np.testing.assert_array_equal(np.asarray(got), want)
 

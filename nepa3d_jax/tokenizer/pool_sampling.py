@@ -138,28 +138,76 @@ def random_choice(key: jax.Array, mask_N: jax.Array, k: int) -> jax.Array:
 _KEY_MAX = 2**31 - 2  # random keys of valid entries lie in [0, _KEY_MAX]; padding above
 
 
+def _count_le(u: jax.Array, t: jax.Array) -> jax.Array:
+    """count(u <= t), int32, as a dot of 0/1 floats with ones: exact (every partial sum is
+    an integer below 2**24) and faster on CPU than XLA's integer sum."""
+    le = (u <= t).astype(jnp.float32)
+    ones = jnp.ones(u.shape, jnp.float32)
+    return jnp.dot(le, ones, precision=lax.Precision.HIGHEST).astype(jnp.int32)
+
+
+def _inclusive_count(take_N: jax.Array, block: int = 64) -> jax.Array:
+    """cumsum of a bool vector (int32) as two small triangular matmuls (within blocks of 64,
+    then the totals of the blocks before): exact, and ~3x faster on CPU than jnp.cumsum,
+    which XLA lowers to a scalar reduce_window."""
+    n = take_N.shape[0]
+    m = -(-n // block)
+    x = jnp.pad(take_N.astype(jnp.float32), (0, m * block - n)).reshape(m, block)
+    hi = lax.Precision.HIGHEST
+    within = jnp.dot(x, jnp.triu(jnp.ones((block, block), jnp.float32)), precision=hi)
+    before = jnp.dot(jnp.tril(jnp.ones((m, m), jnp.float32), -1), within[:, -1], precision=hi)
+    return (within + before[:, None]).reshape(-1)[:n].astype(jnp.int32)
+
+
+def _kth_smallest_bound(u: jax.Array, k: int) -> jax.Array:
+    """A t with {u <= t} == {u <= u_(k)} (u_(k): the k-th smallest of u), or _KEY_MAX when
+    fewer than k keys are valid.
+
+    The keys are uniform, so interpolating between the bracket's counts lands next to the
+    threshold in a few counting passes; bisection steps alternate with the interpolation
+    ones, so a bad guess costs at most twice the 31 steps of plain bisection. The search
+    stops at the first t that has exactly k keys at or below it (every such t gives the
+    same set as u_(k)), else when the bracket is one value wide (then t = u_(k): keys tie
+    at the threshold).
+    """
+    kk = jnp.int32(k)
+    n_valid = _count_le(u, jnp.int32(_KEY_MAX))
+
+    def body(state):  # invariant: c_lo = count(u <= lo - 1) < k <= c_hi = count(u <= hi)
+        lo, hi, c_lo, c_hi, _, step = state
+        span = (hi - lo).astype(jnp.float32)
+        frac = (kk - c_lo).astype(jnp.float32) / jnp.maximum(c_hi - c_lo, 1).astype(jnp.float32)
+        guess = lo + jnp.clip(frac * span, 0.0, span).astype(jnp.int32)
+        mid = jnp.where(step % 2 == 0, jnp.clip(guess, lo, hi), lo + (hi - lo) // 2)
+        c = _count_le(u, mid)
+        enough = c >= kk
+        lo = jnp.where(enough, lo, mid + 1)
+        hi = jnp.where(enough, mid, hi)
+        c_lo = jnp.where(enough, c_lo, c)
+        c_hi = jnp.where(enough, c, c_hi)
+        return lo, hi, c_lo, c_hi, (c == kk) | (lo >= hi), step + 1
+
+    short = n_valid < kk
+    init = (jnp.int32(0), jnp.int32(_KEY_MAX), jnp.int32(0), n_valid, short, jnp.int32(0))
+    hi = lax.while_loop(lambda s: ~s[4], body, init)[1]
+    return jnp.where(short, jnp.int32(_KEY_MAX), hi)
+
+
 def random_subset(key: jax.Array, mask_N: jax.Array, k: int) -> jax.Array:
     """k distinct valid indices, a uniformly random subset, in increasing index order (int32).
 
     For callers that reorder the subset anyway (rays are sorted by direction next): the k
-    smallest of random 31-bit keys, found by bisecting for the threshold (31 counting
-    passes) and compacting in index order, about 3x cheaper on CPU than `top_k`. Needs at
-    least k valid entries (the tail is 0 otherwise). Keys tied exactly at the threshold
-    (chance ~1e-2 per draw of 8000 entries) resolve to the lower index.
+    smallest of random 31-bit keys (the threshold found by a few counting passes, see
+    `_kth_smallest_bound`), compacted in index order: ~0.08 ms for 1024 of 8000 on a
+    2-core EPYC, where `top_k` took ~0.27 ms and 31 bisection passes with `jnp.cumsum` ~0.19.
+    Needs at least k valid entries (the tail is 0 otherwise). Keys tied exactly at the
+    threshold (chance ~1e-2 per draw of 8000 entries) resolve to the lower index.
     """
     n = mask_N.shape[0]
     u = jnp.minimum(jax.random.bits(key, (n,), jnp.uint32) >> 1, _KEY_MAX).astype(jnp.int32)
     u = jnp.where(mask_N, u, _KEY_MAX + 1)
-
-    def halve(_, lo_hi):  # invariant: count(u <= hi) >= k
-        lo, hi = lo_hi
-        mid = lo + (hi - lo) // 2
-        enough = jnp.sum((u <= mid).astype(jnp.int32)) >= k
-        return jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
-
-    _, t = lax.fori_loop(0, 31, halve, (jnp.int32(0), jnp.int32(_KEY_MAX)))
-    take = u <= t
-    pos = jnp.cumsum(take.astype(jnp.int32)) - 1
+    take = u <= _kth_smallest_bound(u, k)
+    pos = _inclusive_count(take) - 1
     slot = jnp.where(take & (pos < k), pos, k)  # k: dropped
     return jnp.zeros((k,), jnp.int32).at[slot].set(lax.iota(jnp.int32, n), mode="drop")
 
