@@ -55,7 +55,7 @@ def _sphere_udf(g: int, r: float = 0.5) -> np.ndarray:
 
 def test_sheet_rows_carry_each_predictor_and_its_shape_mae(tmp_path):
     g = 8
-    paths = [f"/c/eval/{c}/{c}_0.npz" for c in ("box", "torus")]
+    paths = [f"c/eval/{c}/{c}_0.npz" for c in ("box", "torus")]
     rng = np.random.default_rng(1)
     samples = [SimpleNamespace(path=p, ctx_xyz=rng.uniform(-1, 1, (8, 3)).astype(np.float32),
                                ctx_dist=rng.uniform(0, .3, 8).astype(np.float32)) for p in paths]

@@ -21,8 +21,8 @@ def _record(*comps, seed=0, extra=None):
             "derived": {"global_batch": 8, resume.MIXTURE_KEY: resume.mixture_record(spec)}}
 
 
-A = MixComponent("a", "/c/a", split="train", backend="mesh", weight=1.0)
-B = MixComponent("b", "/c/b", split="train", backend="udfgrid", weight=0.5)
+A = MixComponent("a", "c/a", split="train", backend="mesh", weight=1.0)
+B = MixComponent("b", "c/b", split="train", backend="udfgrid", weight=0.5)
 
 
 def test_added_removed_and_changed_components_are_refused(tmp_path):
@@ -33,7 +33,7 @@ def test_added_removed_and_changed_components_are_refused(tmp_path):
     with pytest.raises(resume.ResumeChangeError, match=r"data.mix.b: checkpoint \{.*\}, now "
                                                       r"'<absent>'"):
         resume.check(_record(A, B), saved, tmp_path)
-    grid = MixComponent("a", "/c/a", split="train", backend="mesh", weight=1.0,
+    grid = MixComponent("a", "c/a", split="train", backend="mesh", weight=1.0,
                         overrides={"voxel_grid": 32})  # not in the summary
     with pytest.raises(resume.ResumeChangeError, match=r"data.mix.a: .*'voxel_grid': 32"):
         resume.check(saved, _record(grid), tmp_path)
